@@ -1,0 +1,40 @@
+"""Warren: self-service LXD instances with DNS names for a shared server."""
+import logging
+from datetime import timedelta
+
+from flask import Flask
+from flask_wtf.csrf import CSRFProtect
+
+csrf = CSRFProtect()
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the app from WARREN_* settings, with optional overrides."""
+    from . import cli, errors, store
+    from .config import load_settings, read_secret_key
+    from .sessions import StoreSessionInterface
+    from .views import admin, auth, guards, member
+
+    settings = load_settings(config)
+    app = Flask(__name__)
+    app.config.update(
+        WARREN=settings,
+        SECRET_KEY=read_secret_key(settings),
+        SESSION_COOKIE_NAME="warren_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.cookie_secure,
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.session_hours),
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
+        MAX_CONTENT_LENGTH=1024 * 1024,
+    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app.session_interface = StoreSessionInterface()
+    store.init_app(app)
+    errors.init_app(app)
+    csrf.init_app(app)
+    cli.init_app(app)
+    app.before_request(guards.load_user)
+    for blueprint in (auth.bp, member.bp, admin.bp):
+        app.register_blueprint(blueprint)
+    return app

@@ -1,0 +1,116 @@
+"""Accounts: members and admins, their passwords and their sessions."""
+import re
+import secrets
+
+from . import passwords, sessions
+from .errors import AuthenticationFailed, Conflict, NotFound, ValidationError
+from .store import get_db, now, transaction
+
+ROLES = ("member", "admin")
+# A user name becomes a DNS label (web.alice.zone) and part of an LXD project
+# name, so it is held to the stricter of the two.
+USERNAME = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
+MIN_PASSWORD = 10
+MAX_PASSWORD = 1024
+
+
+def _check_username(username: str) -> list[str]:
+    if not USERNAME.match(username or ""):
+        return ["Use 2 to 32 lower-case letters, digits or hyphens, starting with a letter "
+                "and not ending with a hyphen."]
+    if "--" in username:
+        return ["Two hyphens in a row are not allowed."]
+    return []
+
+
+def _check_password(password: str) -> list[str]:
+    if len(password or "") < MIN_PASSWORD:
+        return [f"Use at least {MIN_PASSWORD} characters."]
+    if len(password) > MAX_PASSWORD:
+        return [f"Use at most {MAX_PASSWORD} characters."]
+    return []
+
+
+def create_user(username: str, password: str, role: str = "member") -> dict:
+    """Create an account; every invalid field is reported at once."""
+    errors = {}
+    for field, problems in (("username", _check_username(username)),
+                            ("password", _check_password(password)),
+                            ("role", [] if role in ROLES else [f"Choose one of {', '.join(ROLES)}."])):
+        if problems:
+            errors[field] = problems
+    if errors:
+        raise ValidationError(errors)
+    password_hash = passwords.hash_password(password)
+    db = get_db()
+    with transaction(db):
+        if db["users"].count_where("username = ?", [username]):
+            raise Conflict(f"The user name {username!r} is already taken.")
+        stamp = now()
+        user_id = db["users"].insert({
+            "username": username, "password_hash": password_hash, "role": role,
+            "disabled": 0, "created_at": stamp, "password_changed_at": stamp,
+        }).last_pk
+    return get_user(user_id)
+
+
+def _public(row: dict) -> dict:
+    return {key: value for key, value in row.items() if key != "password_hash"}
+
+
+def get_user(user_id: int) -> dict:
+    """The account with this id (without its hash)."""
+    rows = list(get_db()["users"].rows_where("id = ?", [user_id]))
+    if not rows:
+        raise NotFound("No such user.")
+    return _public(rows[0])
+
+
+def find_user(username: str) -> dict:
+    """The account with this name (without its hash)."""
+    rows = list(get_db()["users"].rows_where("username = ?", [username]))
+    if not rows:
+        raise NotFound(f"No user named {username!r}.")
+    return _public(rows[0])
+
+
+def list_users() -> list[dict]:
+    """Every account, by name."""
+    return [_public(row) for row in get_db()["users"].rows_where(order_by="username")]
+
+
+def authenticate(username: str, password: str) -> dict:
+    """The account for these credentials; one vague error for every failure."""
+    db = get_db()
+    rows = list(db["users"].rows_where("username = ?", [username or ""]))
+    row = rows[0] if rows else None
+    ok = passwords.verify_password(row["password_hash"] if row else None, password or "")
+    if not ok or row["disabled"]:
+        raise AuthenticationFailed("Wrong user name or password, or the account is disabled.")
+    if passwords.needs_rehash(row["password_hash"]):
+        db["users"].update(row["id"], {"password_hash": passwords.hash_password(password)})
+    return _public(row)
+
+
+def set_password(user_id: int, password: str, keep_session: str | None = None) -> None:
+    """Change a password and revoke the user's sessions (except keep_session)."""
+    problems = _check_password(password)
+    if problems:
+        raise ValidationError({"password": problems})
+    get_user(user_id)
+    db = get_db()
+    with transaction(db):
+        db["users"].update(user_id, {"password_hash": passwords.hash_password(password),
+                                     "password_changed_at": now()})
+        sessions.revoke_user_sessions(db, user_id, keep=keep_session)
+
+
+def ensure_admin(username: str, password: str = "") -> str | None:
+    """Create the first admin unless an admin exists; return a generated
+    password (to be shown once), or None when nothing was generated."""
+    db = get_db()
+    if db["users"].count_where("role = 'admin'"):
+        return None
+    generated = None if password else secrets.token_urlsafe(15)
+    create_user(username, password or generated, role="admin")
+    return generated

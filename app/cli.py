@@ -1,0 +1,104 @@
+"""Command line: `flask --app app user|db|host ...` (bin/up uses these too)."""
+import sys
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from . import accounts, lxd, store
+from .errors import WarrenError
+
+user_cli = AppGroup("user", help="Create accounts and reset passwords.")
+db_cli = AppGroup("db", help="The database schema.")
+host_cli = AppGroup("host", help="Prepare this host's LXD for Warren.")
+
+
+def _fail(error: WarrenError):
+    click.echo(f"error: {error}", err=True)
+    for field, messages in getattr(error, "errors", {}).items():
+        for message in messages:
+            click.echo(f"  {field}: {message}", err=True)
+    sys.exit(1)
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@user_cli.command("create")
+@click.argument("username")
+@click.option("--role", type=click.Choice(accounts.ROLES), default="member", show_default=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
+def create_user(username, role, password_stdin):
+    """Create an account."""
+    try:
+        user = accounts.create_user(username, _read_password(password_stdin), role)
+    except WarrenError as error:
+        _fail(error)
+    click.echo(f"created {user['role']} {user['username']}")
+
+
+@user_cli.command("reset-password")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
+def reset_password(username, password_stdin):
+    """Set a new password; the user's sessions are signed out."""
+    try:
+        user = accounts.find_user(username)
+        accounts.set_password(user["id"], _read_password(password_stdin))
+    except WarrenError as error:
+        _fail(error)
+    click.echo(f"password of {username} changed; their sessions were signed out")
+
+
+@user_cli.command("list")
+def list_users():
+    """List accounts."""
+    for user in accounts.list_users():
+        state = "disabled" if user["disabled"] else "active"
+        click.echo(f"{user['username']:<32} {user['role']:<7} {state}")
+
+
+@user_cli.command("ensure-admin")
+def ensure_admin():
+    """Create the first admin (WARREN_ADMIN_USER) unless an admin exists."""
+    settings = current_app.config["WARREN"]
+    try:
+        generated = accounts.ensure_admin(settings.admin_user, settings.admin_password)
+    except WarrenError as error:
+        _fail(error)
+    if generated:
+        click.echo(f"created admin {settings.admin_user!r} with password: {generated}")
+        click.echo("(shown once; change it after signing in, or: flask --app app user reset-password)")
+    else:
+        click.echo("an admin account exists; nothing to do")
+
+
+@db_cli.command("migrate")
+def migrate():
+    """Bring the schema to the current version."""
+    db = store.connect(current_app.config["WARREN"].database)
+    click.echo(f"database schema at version {store.migrate(db)}")
+
+
+@host_cli.command("setup-lxd")
+def setup_lxd():
+    """Create Warren's btrfs pool and NAT-less bridge if missing (idempotent)."""
+    settings = current_app.config["WARREN"]
+    try:
+        client = lxd.connect(settings.lxd_socket)
+        made = lxd.ensure_storage_pool(client, settings.lxd_storage_pool, settings.lxd_pool_size)
+        click.echo(f"storage pool {settings.lxd_storage_pool}: {'created' if made else 'present'}")
+        made = lxd.ensure_network(client, settings.lxd_network, settings.network_address)
+        click.echo(f"network {settings.lxd_network}: {'configured' if made else 'present'}")
+        lxd.ensure_default_profile(client, settings.lxd_storage_pool, settings.lxd_network)
+    except WarrenError as error:
+        _fail(error)
+
+
+def init_app(app):
+    """Register the command groups."""
+    for group in (user_cli, db_cli, host_cli):
+        app.cli.add_command(group)

@@ -1,0 +1,257 @@
+"""Warren's configuration: one table of keys, read from WARREN_* variables
+and an optional TOML file, checked at start-up.
+
+Every key has a default, a type and a one-line description; README.md lists
+them all. A bad value, or an unknown WARREN_* variable or file key, stops
+start-up with a message naming the key. The shell scripts read the same
+resolved values through ``python -m app.config --shell`` so no default is
+written twice.
+"""
+import ipaddress
+import os
+import re
+import shlex
+import sys
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import ConfigError
+
+PREFIX = "WARREN_"
+REPO_DIR = Path(__file__).resolve().parent.parent
+LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+SIZE = re.compile(r"^[1-9][0-9]*(B|KiB|MiB|GiB|TiB)$")
+
+
+def _text(value: str) -> str:
+    return value
+
+
+def _integer(low: int, high: int) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a whole number") from None
+        if not low <= number <= high:
+            raise ValueError(f"{number} is outside {low}..{high}")
+        return number
+    return parse
+
+
+def _boolean(value: str) -> bool:
+    lowered = str(value).strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{value!r} is not a boolean (use true or false)")
+
+
+def _ipv4(value: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(value))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IPv4 address") from None
+
+
+def _loopback(value: str) -> str:
+    address = _ipv4(value)
+    if not ipaddress.IPv4Address(address).is_loopback:
+        raise ValueError(f"{address} is not a loopback address (127.0.0.0/8)")
+    return address
+
+
+def _gateway(value: str) -> str:
+    """A bridge address with its prefix, e.g. 10.87.0.1/24."""
+    try:
+        interface = ipaddress.IPv4Interface(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IPv4 address/prefix like 10.87.0.1/24") from None
+    if interface.ip == interface.network.network_address or interface.network.prefixlen > 29:
+        raise ValueError(f"{value!r} needs a host address and a prefix of /29 or shorter")
+    return str(interface)
+
+
+def _zone(value: str) -> str:
+    zone = value.strip().rstrip(".").lower()
+    labels = zone.split(".")
+    if len(labels) < 2 or not all(LABEL.match(label) for label in labels):
+        raise ValueError(f"{value!r} is not a DNS zone name like vm.example.org")
+    return zone
+
+
+def _label(value: str) -> str:
+    if not LABEL.match(value):
+        raise ValueError(f"{value!r} must be lower-case letters, digits and inner hyphens")
+    return value
+
+
+def _size(value: str) -> str:
+    if not SIZE.match(value):
+        raise ValueError(f"{value!r} is not a size like 20GiB")
+    return value
+
+
+def _words(value: str) -> tuple[str, ...]:
+    return tuple(value.split())
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str
+    default: str
+    parse: Callable[[str], Any]
+    help: str
+
+
+# Defaults may refer to other keys as {data_dir} or {repo}; they are expanded
+# after the referenced key is resolved, so order matters.
+KEYS = (
+    Key("data_dir", "/var/lib/warren", _text,
+        "Warren's state: database, secret key, DNS zone and keys, image cache."),
+    Key("log_dir", "/var/log/warren", _text,
+        "Logs: app.log and access.log (gunicorn), lxd.log, named.log."),
+    Key("database", "{data_dir}/warren.sqlite3", _text, "The SQLite database file."),
+    Key("secret_key_file", "{data_dir}/secret-key", _text,
+        "File holding the key that signs cookies and CSRF tokens; created by bin/up."),
+    Key("secret_key", "", _text, "The signing key itself; overrides secret_key_file when set."),
+    Key("listen_host", "127.0.0.1", _loopback, "Address gunicorn listens on."),
+    Key("listen_port", "8080", _integer(1024, 65535), "Port gunicorn listens on."),
+    Key("workers", "4", _integer(1, 64), "Number of gunicorn worker processes."),
+    Key("session_hours", "12", _integer(1, 24 * 90), "How long a login session lasts."),
+    Key("cookie_secure", "false", _boolean,
+        "Mark cookies Secure; set to true when Warren is served over TLS."),
+    Key("admin_user", "admin", _label, "Name of the first admin account bin/up creates."),
+    Key("admin_password", "", _text,
+        "Its password; when empty one is generated and printed once."),
+    Key("lxd_socket", "/var/lib/lxd/unix.socket", _text, "The LXD daemon's unix socket."),
+    Key("lxd_storage_pool", "warren", _label, "LXD storage pool for instances (btrfs, loop file)."),
+    Key("lxd_pool_size", "20GiB", _size, "Size of that pool's loop file when it is created."),
+    Key("lxd_network", "warrenbr0", _label, "Managed LXD bridge for member instances (NAT off)."),
+    Key("network_address", "10.87.0.1/24", _gateway,
+        "The bridge's address and prefix; instance addresses come from this range."),
+    Key("images", "debian-12 busybox", _words, "Images bin/up builds and imports (folders of images/)."),
+    Key("image_cache", "{data_dir}/images", _text, "Where built image tarballs are kept."),
+    Key("debian_mirror", "", _text,
+        "Debian mirror for image builds; empty means the host's apt mirror."),
+    Key("dns_zone", "vm.example.test", _zone, "The delegated zone instance names live under."),
+    Key("dns_server", "127.0.0.1", _loopback, "Address of the zone's authoritative server (named)."),
+    Key("dns_port", "5353", _integer(1024, 65535), "Port named answers DNS on."),
+    Key("dns_control_port", "5354", _integer(1024, 65535), "Port of named's rndc control channel."),
+    Key("dns_dir", "{data_dir}/dns", _text, "named's working directory: config, zone, journal, keys."),
+    Key("dns_key_name", "warren", _label, "Name of the TSIG key Warren signs updates with."),
+    Key("dns_key_file", "{dns_dir}/{dns_key_name}.key", _text, "The TSIG key file (generated on first run)."),
+    Key("dns_ttl", "300", _integer(0, 86400), "TTL of the records Warren publishes."),
+    Key("profiles_dir", "{repo}/profiles", _text, "Folder of profile YAML files."),
+)
+KNOWN = {PREFIX + key.name.upper() for key in KEYS} | {PREFIX + "CONFIG"}
+
+
+class Settings(dict):
+    """Resolved configuration; keys are also readable as attributes."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def _read_file(path: str) -> dict[str, str]:
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as error:
+        raise ConfigError(f"{PREFIX}CONFIG: cannot read {path}: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{PREFIX}CONFIG: {path} is not valid TOML: {error}") from None
+    names = {key.name for key in KEYS}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key {unknown[0]!r} (known: {', '.join(sorted(names))})")
+    return {name: str(value).lower() if isinstance(value, bool) else str(value)
+            for name, value in data.items()}
+
+
+def load_settings(overrides: dict | None = None, environ: dict | None = None) -> Settings:
+    """Resolve every key from overrides, WARREN_* variables, the file, then defaults."""
+    environ = os.environ if environ is None else environ
+    unknown = sorted(name for name in environ if name.startswith(PREFIX) and name not in KNOWN)
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown setting (see README.md for the list)")
+    from_file = _read_file(environ[PREFIX + "CONFIG"]) if environ.get(PREFIX + "CONFIG") else {}
+    overrides = {name.lower(): value for name, value in (overrides or {}).items()}
+    settings = Settings()
+    for key in KEYS:
+        env_name = PREFIX + key.name.upper()
+        if key.name in overrides:
+            raw, origin = overrides[key.name], key.name
+        elif env_name in environ:
+            raw, origin = environ[env_name], env_name
+        elif key.name in from_file:
+            raw, origin = from_file[key.name], f"{key.name} in {environ[PREFIX + 'CONFIG']}"
+        else:
+            raw, origin = key.default.format(repo=REPO_DIR, **settings), env_name
+        if not isinstance(raw, str):
+            settings[key.name] = raw  # already typed (tests pass Python values)
+            continue
+        try:
+            settings[key.name] = key.parse(raw)
+        except ValueError as error:
+            raise ConfigError(f"{origin}: {error}") from None
+    unexpected = sorted(set(overrides) - {key.name for key in KEYS})
+    if unexpected:
+        raise ConfigError(f"{unexpected[0]}: unknown setting")
+    return settings
+
+
+def read_secret_key(settings: Settings) -> str:
+    """The cookie signing key, from secret_key or the file bin/up creates."""
+    if settings.secret_key:
+        return settings.secret_key
+    try:
+        key = Path(settings.secret_key_file).read_text().strip()
+    except OSError:
+        raise ConfigError(f"{PREFIX}SECRET_KEY_FILE: cannot read {settings.secret_key_file} "
+                          f"(run bin/up, or set {PREFIX}SECRET_KEY)") from None
+    if len(key) < 32:
+        raise ConfigError(f"{PREFIX}SECRET_KEY_FILE: {settings.secret_key_file} holds a key "
+                          "shorter than 32 characters")
+    return key
+
+
+def shell_exports(settings: Settings) -> str:
+    """The resolved settings as shell assignments for the setup scripts."""
+    lines = []
+    for key in KEYS:
+        value = settings[key.name]
+        if isinstance(value, tuple):
+            value = " ".join(value)
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
+        lines.append(f"export {PREFIX}{key.name.upper()}={shlex.quote(str(value))}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    """Print the resolved configuration (--shell for the scripts)."""
+    try:
+        settings = load_settings()
+    except ConfigError as error:
+        print(f"warren: configuration error: {error}", file=sys.stderr)
+        return 2
+    if argv[1:] == ["--shell"]:
+        print(shell_exports(settings))
+    else:
+        for key in KEYS:
+            shown = "(set)" if key.name in ("secret_key", "admin_password") and settings[key.name] \
+                else settings[key.name]
+            print(f"{PREFIX}{key.name.upper()} = {shown}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

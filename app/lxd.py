@@ -1,0 +1,152 @@
+"""The only module that talks to LXD (through pylxd).
+
+pylxd's exceptions become Warren's LxdError / BackendUnavailable / NotFound /
+Conflict here, so callers never see the library. Every call waits for its
+operation to finish (wait=True): nothing returns while LXD is still working.
+"""
+import ipaddress
+import logging
+from contextlib import contextmanager
+
+import pylxd
+import requests
+from pylxd import exceptions as lxd_exceptions
+
+from .errors import BackendUnavailable, Conflict, LxdError, NotFound
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def translated(action: str):
+    """Run a block of pylxd calls, turning its errors into Warren's."""
+    try:
+        yield
+    except lxd_exceptions.NotFound as error:
+        raise NotFound(f"{action}: LXD says it does not exist ({error})") from error
+    except lxd_exceptions.Conflict as error:
+        raise Conflict(f"{action}: LXD reports a conflict ({error})") from error
+    except lxd_exceptions.LXDAPIException as error:
+        raise LxdError(f"{action}: LXD refused: {error}") from error
+    except (lxd_exceptions.ClientConnectionFailed, requests.ConnectionError) as error:
+        raise BackendUnavailable(f"{action}: LXD is not reachable ({error})") from error
+
+
+def connect(socket_path: str, project: str | None = None) -> pylxd.Client:
+    """A client on the daemon's unix socket, optionally scoped to a project."""
+    with translated("connecting to LXD"):
+        try:
+            return pylxd.Client(endpoint=socket_path, project=project)
+        except lxd_exceptions.ClientConnectionFailed as error:
+            raise BackendUnavailable(
+                f"LXD is not reachable on {socket_path}: is the daemon running? ({error})") from error
+
+
+def server_info(client: pylxd.Client) -> dict:
+    """The server's environment: version, drivers, kernel features."""
+    with translated("reading LXD server info"):
+        return client.host_info
+
+
+def ensure_storage_pool(client: pylxd.Client, name: str, size: str) -> bool:
+    """Create a loop-file btrfs pool unless it exists; True when created.
+
+    btrfs, not dir: only a quota-capable driver makes root disk sizes real."""
+    with translated(f"storage pool {name}"):
+        if client.storage_pools.exists(name):
+            driver = client.storage_pools.get(name).driver
+            if driver != "btrfs":
+                raise LxdError(f"storage pool {name} uses the {driver} driver; Warren needs btrfs "
+                               "so disk limits hold (set WARREN_LXD_STORAGE_POOL to another name)")
+            return False
+        client.storage_pools.create({"name": name, "driver": "btrfs", "config": {"size": size}})
+        return True
+
+
+def bridge_config(address: str) -> dict:
+    """The managed bridge's config: our range, DHCP for static leases, no NAT."""
+    return {"ipv4.address": address, "ipv4.nat": "false", "ipv4.dhcp": "true",
+            "ipv6.address": "none"}
+
+
+def ensure_network(client: pylxd.Client, name: str, address: str) -> bool:
+    """Create the bridge, or bring its config back in line; True when changed."""
+    wanted = bridge_config(address)
+    with translated(f"network {name}"):
+        if client.networks.exists(name):
+            network = client.networks.get(name)
+            if network.type != "bridge" or not network.managed:
+                raise LxdError(f"network {name} exists but is not a managed bridge")
+            if all(network.config.get(key) == value for key, value in wanted.items()):
+                return False
+            network.config.update(wanted)
+            network.save(wait=True)
+            return True
+        client.networks.create(name, type="bridge", config=wanted,
+                               description="Warren member instances (no NAT)")
+        return True
+
+
+def network_range(address: str) -> ipaddress.IPv4Network:
+    """The IPv4 network a bridge address belongs to."""
+    return ipaddress.IPv4Interface(address).network
+
+
+def ensure_default_profile(client: pylxd.Client, pool: str, network: str) -> bool:
+    """Give the default project's default profile a root disk and a NIC, so
+    a plain `lxc launch` by an admin lands on Warren's pool and bridge."""
+    with translated("default profile"):
+        profile = client.profiles.get("default")
+        devices = dict(profile.devices)
+        changed = False
+        if "root" not in devices:
+            devices["root"] = {"type": "disk", "path": "/", "pool": pool}
+            changed = True
+        if "eth0" not in devices:
+            devices["eth0"] = {"type": "nic", "nictype": "bridged", "parent": network, "name": "eth0"}
+            changed = True
+        if changed:
+            profile.devices = devices
+            profile.save(wait=True)
+        return changed
+
+
+def image_aliases(client: pylxd.Client) -> set[str]:
+    """The image aliases known to the server."""
+    with translated("listing images"):
+        return {alias["name"] for image in client.images.all() for alias in image.aliases}
+
+
+def create_instance(client: pylxd.Client, name: str, image: str, *, config: dict | None = None,
+                    devices: dict | None = None, profiles: list[str] | None = None,
+                    instance_type: str = "container"):
+    """Create (not start) an instance from a local image alias."""
+    spec = {"name": name, "type": instance_type, "source": {"type": "image", "alias": image},
+            "config": config or {}, "devices": devices or {}, "profiles": profiles or []}
+    with translated(f"creating instance {name}"):
+        return client.instances.create(spec, wait=True)
+
+
+def start_instance(instance) -> None:
+    """Start an instance and wait until LXD reports it running."""
+    with translated(f"starting instance {instance.name}"):
+        instance.start(wait=True)
+
+
+def delete_instance(client: pylxd.Client, name: str) -> bool:
+    """Stop (forcefully) and delete an instance; False when it did not exist."""
+    with translated(f"deleting instance {name}"):
+        if not client.instances.exists(name):
+            return False
+        instance = client.instances.get(name)
+        if instance.status != "Stopped":
+            instance.stop(force=True, wait=True)
+        instance.delete(wait=True)
+        return True
+
+
+def execute(instance, command: list[str]) -> tuple[int, str, str]:
+    """Run a command inside an instance: (exit code, stdout, stderr)."""
+    with translated(f"running {command[0]} in {instance.name}"):
+        result = instance.execute(command)
+    return result.exit_code, result.stdout, result.stderr

@@ -1,0 +1,117 @@
+"""The only module that opens Warren's SQLite database (via sqlite-utils).
+
+The schema is versioned: MIGRATIONS[n] takes the database from version n to
+n+1 (PRAGMA user_version) and is applied at start inside one transaction, so
+a crash mid-upgrade leaves the old version intact.
+"""
+import sqlite3
+from contextlib import contextmanager
+from datetime import datetime, timezone
+
+import sqlite_utils
+from flask import current_app, g
+
+from .errors import WarrenError
+
+MIGRATIONS = (
+    # 1: accounts and server-side sessions
+    """
+    CREATE TABLE users (
+        id INTEGER PRIMARY KEY,
+        username TEXT NOT NULL UNIQUE,
+        password_hash TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('member', 'admin')),
+        disabled INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        password_changed_at TEXT NOT NULL
+    );
+    CREATE TABLE sessions (
+        id_hash TEXT PRIMARY KEY,
+        user_id INTEGER REFERENCES users(id) ON DELETE CASCADE,
+        data TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL
+    );
+    CREATE INDEX sessions_user ON sessions(user_id);
+    CREATE INDEX sessions_expiry ON sessions(expires_at);
+    """,
+)
+
+
+class StoreError(WarrenError):
+    """The database could not be opened or migrated."""
+
+
+def now() -> str:
+    """The current UTC time as stored in the database (ISO 8601)."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def connect(path: str) -> sqlite_utils.Database:
+    """Open the database with the settings every connection needs."""
+    try:
+        # isolation_level=None: transactions are explicit (see transaction()).
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as error:
+        raise StoreError(f"cannot open database {path}: {error}") from None
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return sqlite_utils.Database(conn)
+
+
+def schema_version(db: sqlite_utils.Database) -> int:
+    """The schema version recorded in the database."""
+    return db.execute("PRAGMA user_version").fetchone()[0]
+
+
+def migrate(db: sqlite_utils.Database) -> int:
+    """Apply every pending migration; return the resulting version."""
+    with transaction(db):
+        version = schema_version(db)
+        if version > len(MIGRATIONS):
+            raise StoreError(f"database schema version {version} is newer than this Warren "
+                             f"({len(MIGRATIONS)}); upgrade Warren")
+        for number in range(version, len(MIGRATIONS)):
+            for statement in MIGRATIONS[number].split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {number + 1}")
+    return schema_version(db)
+
+
+@contextmanager
+def transaction(db: sqlite_utils.Database):
+    """BEGIN IMMEDIATE ... COMMIT: takes the write lock up front, so a
+    read-then-write inside cannot race another process."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def get_db() -> sqlite_utils.Database:
+    """The request's database connection, opened on first use."""
+    if "db" not in g:
+        g.db = connect(current_app.config["WARREN"].database)
+    return g.db
+
+
+def close_db(_error=None):
+    """Close the request's connection, if one was opened."""
+    db = g.pop("db", None)
+    if db is not None:
+        db.conn.close()
+
+
+def init_app(app):
+    """Migrate the schema at start and close connections at teardown."""
+    db = connect(app.config["WARREN"].database)
+    try:
+        migrate(db)
+    finally:
+        db.conn.close()
+    app.teardown_appcontext(close_db)

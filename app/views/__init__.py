@@ -1,0 +1,1 @@
+"""Blueprints by audience: auth (login/logout), member pages, admin pages."""

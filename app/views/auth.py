@@ -1,0 +1,76 @@
+"""Login, logout and password change."""
+from urllib.parse import urlsplit
+
+from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
+
+from .. import accounts
+from ..errors import AuthenticationFailed, ValidationError
+from ..forms import LoginForm, PasswordChangeForm
+from .guards import login_required
+
+bp = Blueprint("auth", __name__)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site relative paths, so ?next= cannot redirect elsewhere."""
+    if target and target.startswith("/") and not target.startswith("//") \
+            and not urlsplit(target).netloc:
+        return target
+    return url_for("member.dashboard")
+
+
+def _start_session(user: dict) -> None:
+    session.rotate()  # a new id at login defeats session fixation
+    session.pop("csrf_token", None)
+    session["user_id"] = user["id"]
+    session["password_changed_at"] = user["password_changed_at"]
+    session.permanent = True
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    form = LoginForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            user = accounts.authenticate(form.username.data, form.password.data)
+        except AuthenticationFailed as error:
+            form.form_errors.append(str(error))
+            status = 401
+        else:
+            _start_session(user)
+            return redirect(_safe_next(request.args.get("next")))
+    elif request.method == "POST":
+        status = 422
+    return render_template("auth/login.html", form=form), status
+
+
+@bp.route("/logout", methods=["POST"])
+def logout():
+    session.revoke()
+    flash("You are signed out.")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@login_required
+def change_password():
+    form = PasswordChangeForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            accounts.authenticate(g.user["username"], form.current.data)
+            accounts.set_password(g.user["id"], form.password.data)
+        except AuthenticationFailed:
+            form.current.errors.append("This is not your current password.")
+            status = 422
+        except ValidationError as error:
+            form.password.errors.extend(error.errors.get("password", []))
+            status = 422
+        else:
+            _start_session(accounts.get_user(g.user["id"]))
+            flash("Password changed; your other sessions were signed out.")
+            return redirect(url_for("member.dashboard"))
+    elif request.method == "POST":
+        status = 422
+    return render_template("auth/password.html", form=form), status

@@ -1,0 +1,29 @@
+#!/bin/sh
+# Build the tiny busybox container image used by the tests.
+# Usage: build.sh OUTPUT.tar.gz BUILD_HASH
+set -eu
+out=$1; hash=$2
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib.sh"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+root=$work/rootfs
+mkdir -p "$root"/bin "$root"/sbin "$root"/etc "$root"/proc "$root"/sys "$root"/dev \
+    "$root"/tmp "$root"/run "$root"/root/.ssh "$root"/var/log "$root"/usr/bin "$root"/usr/sbin
+chmod 1777 "$root/tmp"; chmod 700 "$root/root" "$root/root/.ssh"
+cp /bin/busybox "$root/bin/busybox"
+for applet in $("$root/bin/busybox" --list-full); do
+    [ -e "$root/$applet" ] || ln -s /bin/busybox "$root/$applet"
+done
+cp "$here/inittab" "$root/etc/inittab"
+install -m 0755 "$here/udhcpc.script" "$root/etc/udhcpc.script"
+echo busybox > "$root/etc/hostname"
+printf 'root:x:0:0:root:/root:/bin/sh\n' > "$root/etc/passwd"
+printf 'root:x:0:\n' > "$root/etc/group"
+cp -r "$here/templates" "$work/templates"
+write_metadata "$work" busybox "Warren busybox test image" "1.35" "$hash" \
+"  /etc/hostname:
+    when: [create, copy]
+    template: hostname.tpl"
+tar -C "$work" --numeric-owner -czf "$out.tmp" metadata.yaml rootfs templates
+mv "$out.tmp" "$out"
