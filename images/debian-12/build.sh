@@ -13,7 +13,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 root=$work/rootfs
 debootstrap --variant=minbase \
-    --include=systemd,systemd-sysv,dbus,openssh-server,cloud-init,iproute2,sudo,netbase,ca-certificates,python3-apt,python3-cffi-backend \
+    --include=systemd,systemd-sysv,udev,dbus,openssh-server,cloud-init,iproute2,sudo,netbase,ca-certificates,python3-apt,python3-cffi-backend \
     bookworm "$root" "$mirror" > "$work/debootstrap.log" 2>&1 \
     || { tail -n 30 "$work/debootstrap.log" >&2; exit 1; }
 cp -r "$here/overlay/." "$root/"

@@ -1,0 +1,124 @@
+"""Shared fixtures. The app runs on a temporary SQLite file; LXD and named
+are the real daemons that bin/test starts (their settings come from the same
+WARREN_* environment bin/test exports). LXD objects get unique names and are
+removed after each test."""
+import re
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from app import create_app, dns, lxd
+from app.config import load_settings
+
+REPO = Path(__file__).resolve().parent.parent
+CSRF = re.compile(r'<input[^>]*name="csrf_token"[^>]*value="([^"]+)"')
+PASSWORD = "correct horse battery"
+
+
+def csrf_token(html: str) -> str:
+    """The CSRF token embedded in a rendered form."""
+    match = CSRF.search(html)
+    assert match, "no CSRF token in the page"
+    return match.group(1)
+
+
+@pytest.fixture(scope="session")
+def settings():
+    return load_settings()
+
+
+@pytest.fixture
+def app(tmp_path):
+    app = create_app({"database": str(tmp_path / "warren.sqlite3"), "secret_key": "t" * 48})
+    app.config["TESTING"] = True
+    return app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def make_user(app):
+    """Create an account directly through the accounts service."""
+    from app import accounts
+
+    def make(username="alice", role="member", password=PASSWORD):
+        with app.app_context():
+            return accounts.create_user(username, password, role)
+    return make
+
+
+class Auth:
+    """Signs a test client in and out through the real forms."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def login(self, username="alice", password=PASSWORD, follow_redirects=False):
+        token = csrf_token(self.client.get("/login").get_data(as_text=True))
+        return self.client.post("/login", data={"username": username, "password": password,
+                                                "csrf_token": token},
+                                follow_redirects=follow_redirects)
+
+    def logout(self):
+        token = csrf_token(self.client.get("/").get_data(as_text=True))
+        return self.client.post("/logout", data={"csrf_token": token})
+
+
+@pytest.fixture
+def auth(client):
+    return Auth(client)
+
+
+@pytest.fixture
+def unique_name():
+    """A fresh name for an LXD object or DNS label."""
+    return lambda prefix="t": f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="session")
+def lxd_client(settings):
+    return lxd.connect(settings.lxd_socket)
+
+
+@pytest.fixture
+def instances(lxd_client):
+    """Names registered here are force-deleted after the test."""
+    created = []
+    yield created
+    for name in created:
+        lxd.delete_instance(lxd_client, name)
+
+
+@pytest.fixture(scope="session")
+def zone(settings):
+    return dns.zone_from_settings(settings)
+
+
+@pytest.fixture(scope="session")
+def dig(settings):
+    """Ask the real named with dig, as an operator would."""
+    def run(name, rdtype="A"):
+        result = subprocess.run(
+            ["dig", "+short", "+time=2", "+tries=1", "-p", str(settings.dns_port),
+             f"@{settings.dns_server}", name, rdtype],
+            capture_output=True, text=True, check=True)
+        return sorted(result.stdout.splitlines())
+    return run
+
+
+@pytest.fixture(scope="session")
+def debian_image(lxd_client, settings):
+    """The Debian member image, built and imported on first need and cached."""
+    subprocess.run([str(REPO / "images" / "ensure.sh"), settings.image_cache, "debian-12"],
+                   check=True)
+    return "debian-12"

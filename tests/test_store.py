@@ -1,0 +1,34 @@
+"""The store: versioned schema and explicit transactions."""
+import pytest
+
+from app import store
+
+
+def test_migrate_creates_the_schema_and_is_idempotent(tmp_path):
+    db = store.connect(str(tmp_path / "w.sqlite3"))
+    assert store.schema_version(db) == 0
+    assert store.migrate(db) == len(store.MIGRATIONS)
+    assert store.migrate(db) == len(store.MIGRATIONS)
+    assert {"users", "sessions"} <= set(db.table_names())
+
+
+def test_a_newer_schema_is_refused(tmp_path):
+    db = store.connect(str(tmp_path / "w.sqlite3"))
+    db.execute(f"PRAGMA user_version = {len(store.MIGRATIONS) + 1}")
+    with pytest.raises(store.StoreError, match="newer than this Warren"):
+        store.migrate(db)
+
+
+def test_transaction_rolls_back_on_error(tmp_path):
+    db = store.connect(str(tmp_path / "w.sqlite3"))
+    store.migrate(db)
+    row = {"username": "bob", "password_hash": "x", "role": "member",
+           "created_at": store.now(), "password_changed_at": store.now()}
+    with pytest.raises(RuntimeError):
+        with store.transaction(db):
+            db["users"].insert(row)
+            raise RuntimeError("boom")
+    assert db["users"].count == 0
+    with store.transaction(db):
+        db["users"].insert(row)
+    assert db["users"].count == 1
