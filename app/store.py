@@ -4,6 +4,7 @@ The schema is versioned: MIGRATIONS[n] takes the database from version n to
 n+1 (PRAGMA user_version) and is applied at start inside one transaction, so
 a crash mid-upgrade leaves the old version intact.
 """
+import os
 import sqlite3
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -50,9 +51,11 @@ def now() -> str:
 def connect(path: str) -> sqlite_utils.Database:
     """Open the database with the settings every connection needs."""
     try:
+        # Accounts and sessions live here: owner-only, whatever the umask.
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
         # isolation_level=None: transactions are explicit (see transaction()).
         conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-    except sqlite3.Error as error:
+    except (OSError, sqlite3.Error) as error:
         raise StoreError(f"cannot open database {path}: {error}") from None
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA foreign_keys=ON")

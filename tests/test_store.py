@@ -32,3 +32,14 @@ def test_transaction_rolls_back_on_error(tmp_path):
     with store.transaction(db):
         db["users"].insert(row)
     assert db["users"].count == 1
+
+
+def test_database_file_is_private(tmp_path):
+    path = tmp_path / "w.sqlite3"
+    store.connect(str(path))
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_unopenable_database_names_the_path(tmp_path):
+    with pytest.raises(store.StoreError, match="cannot open database"):
+        store.connect(str(tmp_path / "missing-dir" / "w.sqlite3"))

@@ -48,7 +48,6 @@ load_config() {  # resolve WARREN_* through app.config: one place for defaults
     eval "$exports"
     mkdir -p "$WARREN_DATA_DIR" "$WARREN_LOG_DIR" "$WARREN_IMAGE_CACHE"
     chmod 711 "$WARREN_DATA_DIR"  # named (user bind) must reach dns/ inside it
-    umask 077
 }
 
 ensure_secret_key() {
@@ -80,7 +79,9 @@ start_lxd() {
     fi
     ensure_subids
     say "starting the LXD daemon (log: $WARREN_LOG_DIR/lxd.log)"
-    nohup lxd --group root --logfile "$WARREN_LOG_DIR/lxd.log" >>"$WARREN_LOG_DIR/lxd.log" 2>&1 &
+    # umask 022: LXD's own directories must stay traversable for container roots.
+    (umask 022; nohup lxd --group root --logfile "$WARREN_LOG_DIR/lxd.log" \
+        >>"$WARREN_LOG_DIR/lxd.log" 2>&1 &)
     lxd waitready --timeout 60 || die "LXD did not become ready; see $WARREN_LOG_DIR/lxd.log"
 }
 
