@@ -10,7 +10,7 @@ csrf = CSRFProtect()
 
 def create_app(config: dict | None = None) -> Flask:
     """Build the app from WARREN_* settings, with optional overrides."""
-    from . import cli, errors, store
+    from . import cli, errors, profiles, store
     from .config import load_settings, read_secret_key
     from .sessions import StoreSessionInterface
     from .views import admin, auth, guards, member
@@ -29,8 +29,10 @@ def create_app(config: dict | None = None) -> Flask:
         MAX_CONTENT_LENGTH=1024 * 1024,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app.jinja_env.add_extension("jinja2.ext.do")
     app.session_interface = StoreSessionInterface()
     store.init_app(app)
+    profiles.init_app(app)
     errors.init_app(app)
     csrf.init_app(app)
     cli.init_app(app)

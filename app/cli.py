@@ -5,7 +5,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from . import accounts, lxd, store
+from . import accounts, addresses, lxd, store
 from .errors import WarrenError
 
 user_cli = AppGroup("user", help="Create accounts and reset passwords.")
@@ -91,14 +91,28 @@ def setup_lxd():
         client = lxd.connect(settings.lxd_socket)
         made = lxd.ensure_storage_pool(client, settings.lxd_storage_pool, settings.lxd_pool_size)
         click.echo(f"storage pool {settings.lxd_storage_pool}: {'created' if made else 'present'}")
-        made = lxd.ensure_network(client, settings.lxd_network, settings.network_address)
+        made = lxd.ensure_network(client, settings.lxd_network, settings.network_address,
+                                  addresses.dynamic_range(settings.network_address))
         click.echo(f"network {settings.lxd_network}: {'configured' if made else 'present'}")
         lxd.ensure_default_profile(client, settings.lxd_storage_pool, settings.lxd_network)
     except WarrenError as error:
         _fail(error)
 
 
+@click.command("worker")
+def run_worker():
+    """Run the provisioning worker until SIGTERM or Ctrl-C."""
+    import signal
+
+    from .worker import Worker
+    worker = Worker(current_app._get_current_object()).start()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: worker.stop())
+    click.echo(f"worker running with {current_app.config['WARREN'].worker_threads} threads")
+    worker.wait()
+
+
 def init_app(app):
     """Register the command groups."""
-    for group in (user_cli, db_cli, host_cli):
+    for group in (user_cli, db_cli, host_cli, run_worker):
         app.cli.add_command(group)

@@ -146,6 +146,11 @@ KEYS = (
     Key("dns_key_file", "{dns_dir}/{dns_key_name}.key", _text, "The TSIG key file (generated on first run)."),
     Key("dns_ttl", "300", _integer(0, 86400), "TTL of the records Warren publishes."),
     Key("profiles_dir", "{repo}/profiles", _text, "Folder of profile YAML files."),
+    Key("worker_socket", "{data_dir}/worker.sock", _text,
+        "Unix socket the web app uses to wake the provisioning worker."),
+    Key("worker_threads", "4", _integer(1, 32), "Jobs the worker runs at the same time."),
+    Key("worker_poll_seconds", "2", _integer(1, 60),
+        "How often the worker looks for jobs when nobody wakes it."),
 )
 KNOWN = {PREFIX + key.name.upper() for key in KEYS} | {PREFIX + "CONFIG"}
 

@@ -1,7 +1,8 @@
 """Web forms (Flask-WTF: CSRF token on each, field errors kept per field)."""
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, StringField
+from wtforms import PasswordField, SelectField, SelectMultipleField, StringField, TextAreaField
 from wtforms.validators import DataRequired, EqualTo, Length
+from wtforms.widgets import CheckboxInput, ListWidget
 
 
 class LoginForm(FlaskForm):
@@ -18,3 +19,14 @@ class PasswordChangeForm(FlaskForm):
 
 class EmptyForm(FlaskForm):
     """A form with only the CSRF token, for POST-only buttons."""
+
+
+class InstanceRequestForm(FlaskForm):
+    """Fields only: the instances service validates them all at once."""
+    name = StringField("Name", description="Becomes the hostname and <name>.<you>.<zone>.")
+    profile = SelectField("Profile", validate_choice=False)
+    image = SelectField("Image", validate_choice=False)
+    saved_keys = SelectMultipleField("Saved SSH keys", coerce=str, validate_choice=False,
+                                     widget=ListWidget(prefix_label=False),
+                                     option_widget=CheckboxInput())
+    keys = TextAreaField("New SSH public keys", description="One per line, as in your .pub file.")

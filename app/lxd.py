@@ -63,15 +63,16 @@ def ensure_storage_pool(client: pylxd.Client, name: str, size: str) -> bool:
         return True
 
 
-def bridge_config(address: str) -> dict:
-    """The managed bridge's config: our range, DHCP for static leases, no NAT."""
+def bridge_config(address: str, dhcp_range: str) -> dict:
+    """The managed bridge's config: our range, DHCP (static leases for Warren's
+    instances, a small dynamic range for the rest), no NAT, no IPv6."""
     return {"ipv4.address": address, "ipv4.nat": "false", "ipv4.dhcp": "true",
-            "ipv6.address": "none"}
+            "ipv4.dhcp.ranges": dhcp_range, "ipv6.address": "none"}
 
 
-def ensure_network(client: pylxd.Client, name: str, address: str) -> bool:
+def ensure_network(client: pylxd.Client, name: str, address: str, dhcp_range: str) -> bool:
     """Create the bridge, or bring its config back in line; True when changed."""
-    wanted = bridge_config(address)
+    wanted = bridge_config(address, dhcp_range)
     with translated(f"network {name}"):
         if client.networks.exists(name):
             network = client.networks.get(name)
@@ -150,3 +151,98 @@ def execute(instance, command: list[str]) -> tuple[int, str, str]:
     with translated(f"running {command[0]} in {instance.name}"):
         result = instance.execute(command)
     return result.exit_code, result.stdout, result.stderr
+
+
+def ensure_project(client: pylxd.Client, name: str, config: dict, description: str) -> bool:
+    """Create a project, or bring the given keys back in line; True when changed."""
+    with translated(f"project {name}"):
+        if client.projects.exists(name):
+            project = client.projects.get(name)
+            if all(project.config.get(key) == value for key, value in config.items()):
+                return False
+            project.config.update(config)
+            project.save(wait=True)
+            return True
+        client.projects.create(name, config=config, description=description)
+        return True
+
+
+def ensure_profile(client: pylxd.Client, name: str, config: dict, devices: dict,
+                   description: str) -> bool:
+    """Create a profile in the client's project, or make it exactly this; LXD
+    applies a changed profile to running instances live. True when changed."""
+    with translated(f"profile {name}"):
+        if client.profiles.exists(name):
+            profile = client.profiles.get(name)
+            if profile.config == config and profile.devices == devices \
+                    and profile.description == description:
+                return False
+            profile.config, profile.devices, profile.description = config, devices, description
+            profile.save(wait=True)
+            return True
+        client.profiles.create(name, config=config, devices=devices, description=description)
+        return True
+
+
+def image_properties(client: pylxd.Client, alias: str) -> dict:
+    """The properties of the image behind an alias (os, warren.cloud-init, ...)."""
+    with translated(f"image {alias}"):
+        return dict(client.images.get_by_alias(alias).properties)
+
+
+def get_instance(client: pylxd.Client, name: str):
+    """The instance with this name in the client's project, or None."""
+    with translated(f"reading instance {name}"):
+        if not client.instances.exists(name):
+            return None
+        return client.instances.get(name)
+
+
+def push_file(instance, path: str, content: str, mode: int = 0o600, uid: int = 0, gid: int = 0) -> None:
+    """Write a file into an instance (works while it is stopped, too)."""
+    with translated(f"writing {path} in {instance.name}"):
+        instance.files.put(path, content.encode(), mode=oct(mode)[2:], uid=uid, gid=gid)
+
+
+def make_directory(instance, path: str, mode: int = 0o700) -> None:
+    """Create a directory in an instance unless it exists."""
+    with translated(f"creating {path} in {instance.name}"):
+        try:
+            instance.files.mk_dir(path, mode=oct(mode)[2:], uid=0, gid=0)
+        except lxd_exceptions.LXDAPIException as error:
+            if "exist" not in str(error).lower():
+                raise
+
+
+def set_power(instance, action: str, timeout: int = 30) -> None:
+    """start, stop or restart; a clean shutdown that is forced after timeout."""
+    with translated(f"{action} {instance.name}"):
+        instance.sync()
+        if action == "start":
+            if instance.status != "Running":
+                instance.start(wait=True)
+            return
+        if instance.status == "Running":
+            try:
+                instance.stop(timeout=timeout, wait=True)
+            except lxd_exceptions.LXDAPIException:
+                instance.stop(force=True, wait=True)
+        if action == "restart":
+            instance.start(wait=True)
+
+
+def instance_states(client: pylxd.Client) -> dict[str, str]:
+    """Name -> status (Running, Stopped, ...) of every instance in the project."""
+    with translated("listing instances"):
+        return {item["name"]: item["status"]
+                for item in client.api.instances.get(params={"recursion": 1}).json()["metadata"]}
+
+
+def ipv4_address(instance) -> str | None:
+    """The instance's global IPv4 on eth0 as it reports it, if any."""
+    with translated(f"reading state of {instance.name}"):
+        state = instance.state()
+    for address in (state.network or {}).get("eth0", {}).get("addresses", []):
+        if address["family"] == "inet" and address["scope"] == "global":
+            return address["address"]
+    return None

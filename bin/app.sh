@@ -1,14 +1,45 @@
 #!/usr/bin/env bash
-# Start, reload or stop the app under gunicorn: app.sh start|stop|status.
-# A second start reloads the workers (new code, same pid) instead of failing.
+# Start, reload or stop Warren's processes: app.sh start|stop|status.
+# - the web app under gunicorn (a second start reloads its workers: new code, same pid);
+# - the provisioning worker (`flask worker`; a second start restarts it; jobs
+#   in hand finish first, and any interrupted job is picked up again).
 set -euo pipefail
 . "$(dirname "$0")/lib/common.sh"
 load_config
-pidfile=$WARREN_DATA_DIR/gunicorn.pid
-running() { [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+app_pid=$WARREN_DATA_DIR/gunicorn.pid
+worker_pid=$WARREN_DATA_DIR/worker.pid
 url=http://$WARREN_LISTEN_HOST:$WARREN_LISTEN_PORT/login
 
-wait_ready() {
+running() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+stop_pid() {  # stop_pid PIDFILE NAME
+    if running "$1"; then
+        say "stopping the $2"
+        kill -TERM "$(cat "$1")"
+        for _ in $(seq 1 150); do running "$1" || break; sleep 0.2; done
+    fi
+    rm -f "$1"
+}
+
+start_worker() {
+    stop_pid "$worker_pid" worker
+    say "starting the worker (log: $WARREN_LOG_DIR/worker.log)"
+    (cd "$REPO" || exit 1
+     nohup "$VENV/bin/flask" --app app worker </dev/null >>"$WARREN_LOG_DIR/worker.log" 2>&1 &
+     echo $! > "$worker_pid")
+}
+
+start_app() {
+    if running "$app_pid"; then
+        say "reloading the app (pid $(cat "$app_pid"))"
+        kill -HUP "$(cat "$app_pid")"
+    else
+        say "starting the app on $WARREN_LISTEN_HOST:$WARREN_LISTEN_PORT"
+        (cd "$REPO" && "$VENV/bin/gunicorn" --daemon --pid "$app_pid" \
+            --bind "$WARREN_LISTEN_HOST:$WARREN_LISTEN_PORT" --workers "$WARREN_WORKERS" \
+            --error-logfile "$WARREN_LOG_DIR/app.log" --access-logfile "$WARREN_LOG_DIR/access.log" \
+            --capture-output 'app:create_app()')
+    fi
     for _ in $(seq 1 100); do
         curl -fsS -o /dev/null "$url" 2>/dev/null && return 0
         sleep 0.2
@@ -17,28 +48,15 @@ wait_ready() {
 }
 
 case "${1:-}" in
-    start)
-        if running; then
-            say "reloading the app (pid $(cat "$pidfile"))"
-            kill -HUP "$(cat "$pidfile")"
-        else
-            say "starting the app on $WARREN_LISTEN_HOST:$WARREN_LISTEN_PORT"
-            (cd "$REPO" && "$VENV/bin/gunicorn" --daemon --pid "$pidfile" \
-                --bind "$WARREN_LISTEN_HOST:$WARREN_LISTEN_PORT" --workers "$WARREN_WORKERS" \
-                --error-logfile "$WARREN_LOG_DIR/app.log" --access-logfile "$WARREN_LOG_DIR/access.log" \
-                --capture-output 'app:create_app()')
-        fi
-        wait_ready
-        ;;
-    stop)
-        if running; then
-            say "stopping the app"
-            kill -TERM "$(cat "$pidfile")"
-            for _ in $(seq 1 50); do running || break; sleep 0.2; done
-        fi
-        ;;
+    start) start_worker; start_app
+           running "$worker_pid" || die "the worker exited; see $WARREN_LOG_DIR/worker.log" ;;
+    stop) stop_pid "$app_pid" app; stop_pid "$worker_pid" worker ;;
     status)
-        running && echo "running (pid $(cat "$pidfile"))" || { echo "stopped"; exit 3; }
-        ;;
+        code=0
+        for pair in "app:$app_pid" "worker:$worker_pid"; do
+            if running "${pair#*:}"; then echo "${pair%%:*}: running (pid $(cat "${pair#*:}"))"
+            else echo "${pair%%:*}: stopped"; code=3; fi
+        done
+        exit $code ;;
     *) die "usage: app.sh start|stop|status" ;;
 esac

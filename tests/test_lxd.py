@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from app import lxd
+from app import addresses, lxd
 from app.errors import NotFound
 
 
@@ -46,11 +46,13 @@ def test_bridge_has_no_nat_and_the_configured_range(lxd_client, settings):
     assert network.config["ipv4.nat"] == "false"
     assert network.config["ipv6.address"] == "none"
     assert network.config["ipv4.address"] == settings.network_address
+    assert network.config["ipv4.dhcp.ranges"] == addresses.dynamic_range(settings.network_address)
 
 
 def test_setup_is_idempotent(lxd_client, settings):
     assert lxd.ensure_storage_pool(lxd_client, settings.lxd_storage_pool, "1GiB") is False
-    assert lxd.ensure_network(lxd_client, settings.lxd_network, settings.network_address) is False
+    assert lxd.ensure_network(lxd_client, settings.lxd_network, settings.network_address,
+                              addresses.dynamic_range(settings.network_address)) is False
 
 
 def test_image_aliases_exist(lxd_client):

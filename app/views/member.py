@@ -1,12 +1,87 @@
-"""Member pages."""
-from flask import Blueprint, render_template
+"""Member pages: dashboard, instance requests, status pages and actions."""
+from flask import Blueprint, flash, g, jsonify, redirect, render_template, request, url_for
 
+from .. import instances, quotas
+from ..errors import ValidationError
+from ..forms import EmptyForm, InstanceRequestForm
+from ..profiles import current_profiles
+from ..projects import usable_profiles
+from ..units import format_size
 from .guards import login_required
 
 bp = Blueprint("member", __name__)
 
 
+@bp.app_template_filter("size")
+def size_filter(value):
+    return format_size(value) if value is not None else ""
+
+
 @bp.route("/")
 @login_required
 def dashboard():
-    return render_template("member/dashboard.html")
+    return render_template("member/dashboard.html", instances=instances.list_instances(g.user),
+                           form=EmptyForm())
+
+
+def _fill_choices(form: InstanceRequestForm) -> dict:
+    profiles = usable_profiles(current_profiles(), quotas.quota_for(g.user))
+    form.profile.choices = [(name, f"{name} — {profile.description}")
+                            for name, profile in sorted(profiles.items())]
+    form.image.choices = sorted({(image, image) for profile in profiles.values()
+                                 for image in profile.images})
+    form.saved_keys.choices = [(str(key["id"]), f"{key['fingerprint']} {key['public_key'][-40:]}")
+                               for key in instances.saved_keys(g.user["id"])]
+    return profiles
+
+
+@bp.route("/instances/new", methods=["GET", "POST"])
+@login_required
+def new_instance():
+    form = InstanceRequestForm()
+    profiles = _fill_choices(form)
+    if request.method == "GET":
+        form.saved_keys.data = [choice for choice, _ in form.saved_keys.choices]
+    status = 200
+    if form.validate_on_submit():
+        try:
+            instance = instances.request_instance(g.user, form.name.data, form.profile.data,
+                                                  form.image.data, form.keys.data,
+                                                  form.saved_keys.data)
+        except ValidationError as error:
+            for field_name, messages in error.errors.items():
+                getattr(form, field_name).errors = list(messages)
+            status = 422
+        else:
+            return redirect(url_for("member.instance", instance_id=instance["id"]), 303)
+    elif request.method == "POST":
+        status = 400
+    return render_template("member/new.html", form=form, profiles=profiles), status
+
+
+@bp.route("/instances/<int:instance_id>")
+@login_required
+def instance(instance_id):
+    return render_template("member/instance.html",
+                           instance=instances.get_instance(g.user, instance_id),
+                           events=instances.events(g.user, instance_id), form=EmptyForm())
+
+
+@bp.route("/instances/<int:instance_id>/progress")
+@login_required
+def progress(instance_id):
+    row = instances.get_instance(g.user, instance_id)
+    return jsonify(status=row["status"], error=row["error"], ipv4=row["ipv4"], fqdn=row["fqdn"],
+                   events=[{"at": event["at"], "step": event["step"], "message": event["message"]}
+                           for event in instances.events(g.user, instance_id)])
+
+
+@bp.route("/instances/<int:instance_id>/<action>", methods=["POST"])
+@login_required
+def act(instance_id, action):
+    instances.request_action(g.user, instance_id, action)
+    if action == "delete":
+        flash("Deletion queued.")
+        return redirect(url_for("member.dashboard"), 303)
+    flash(f"{action.capitalize()} queued.")
+    return redirect(url_for("member.instance", instance_id=instance_id), 303)

@@ -21,7 +21,7 @@ echo busybox > "$root/etc/hostname"
 printf 'root:x:0:0:root:/root:/bin/sh\n' > "$root/etc/passwd"
 printf 'root:x:0:\n' > "$root/etc/group"
 cp -r "$here/templates" "$work/templates"
-write_metadata "$work" busybox "Warren busybox test image" "1.35" "$hash" \
+write_metadata "$work" busybox "Warren busybox test image" "1.35" "$hash" false \
 "  /etc/hostname:
     when: [create, copy]
     template: hostname.tpl"

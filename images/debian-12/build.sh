@@ -27,7 +27,7 @@ rm -f "$root"/etc/apt/sources.list "$root"/etc/apt/sources.list.d/*
 rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
 cp -r "$here/templates" "$work/templates"
 seed=/var/lib/cloud/seed/nocloud-net
-write_metadata "$work" debian "Debian 12 (bookworm) with openssh-server and cloud-init" "12" "$hash" \
+write_metadata "$work" debian "Debian 12 (bookworm) with openssh-server and cloud-init" "12" "$hash" true \
 "  /etc/hostname:
     when: [create, copy]
     template: hostname.tpl

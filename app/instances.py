@@ -1,0 +1,166 @@
+"""Members' instances: requests, listing and actions. The LXD and DNS work is
+done by the worker (provisioning.py); this module only validates, reserves
+and queues, so a request returns at once.
+
+A request is reserved in one BEGIN IMMEDIATE transaction: the name, the
+quota room and a static address are checked and taken together, so
+concurrent requests cannot overbook.
+"""
+import re
+
+from flask import current_app
+
+from . import addresses, jobs, lxd, quotas, sshkeys
+from .errors import BackendError, Conflict, NotFound, ValidationError
+from .profiles import current_profiles
+from .projects import project_name, usable_profiles
+from .store import get_db, now, transaction
+
+NAME = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
+ACTIONS = ("start", "stop", "restart")
+# Statuses in which the worker still has work to do.
+BUSY = ("queued", "creating", "starting", "publishing", "deleting")
+
+
+def _settings():
+    return current_app.config["WARREN"]
+
+
+def fqdn_for(name: str, username: str, zone: str) -> str:
+    """The instance's DNS name: <name>.<member>.<zone>."""
+    return f"{name}.{username}.{zone}"
+
+
+def _check_name(name: str, username: str, zone: str) -> list[str]:
+    if not NAME.match(name or ""):
+        return ["Use lower-case letters, digits and hyphens (up to 63), starting with a letter "
+                "and not ending with a hyphen: it becomes a DNS name and the hostname."]
+    if name[2:4] == "--":
+        return ["Names with -- in third and fourth place are reserved for internationalised DNS names."]
+    if len(fqdn_for(name, username, zone)) > 253:
+        return ["This name makes the DNS name longer than 253 characters."]
+    return []
+
+
+def saved_keys(user_id: int) -> list[dict]:
+    """The member's stored SSH keys, oldest first."""
+    return list(get_db()["ssh_keys"].rows_where("user_id = ?", [user_id], order_by="id"))
+
+
+def _chosen_keys(user: dict, keys_text: str, saved_ids: list) -> tuple[list, list[str]]:
+    keys, problems = sshkeys.parse_keys(keys_text)
+    stored = {str(row["id"]): row for row in saved_keys(user["id"])}
+    chosen = [sshkeys.parse_key(stored[str(key_id)]["public_key"])
+              for key_id in saved_ids if str(key_id) in stored]
+    known = {key.fingerprint for key in chosen}
+    chosen += [key for key in keys if key.fingerprint not in known]
+    if not chosen and not problems:
+        problems.append("Paste at least one SSH public key, or pick a saved one.")
+    return chosen, problems
+
+
+def request_instance(user: dict, name: str, profile_name: str, image: str, keys_text: str = "",
+                     saved_key_ids: list | None = None) -> dict:
+    """Validate every field, reserve name, quota and address, queue the job."""
+    settings = _settings()
+    name = (name or "").strip().lower()
+    errors: dict[str, list[str]] = {}
+    problems = _check_name(name, user["username"], settings.dns_zone)
+    if problems:
+        errors["name"] = problems
+    quota = quotas.quota_for(user)
+    profile = usable_profiles(current_profiles(), quota).get(profile_name or "")
+    if profile is None:
+        errors["profile"] = [f"Choose one of: {', '.join(sorted(usable_profiles(current_profiles(), quota)))}."]
+    elif image not in profile.images:
+        errors["image"] = [f"The {profile.name} profile offers: {', '.join(profile.images)}."]
+    elif image not in available_images():
+        errors["image"] = [f"The image {image} is not installed on this server; ask an admin."]
+    keys, problems = _chosen_keys(user, keys_text, saved_key_ids or [])
+    if problems:
+        errors["keys"] = problems
+    if errors:
+        raise ValidationError(errors)
+
+    db = get_db()
+    with transaction(db):
+        if db["instances"].count_where("user_id = ? AND name = ?", [user["id"], name]):
+            raise ValidationError({"name": [f"You already have an instance named {name}."]})
+        quotas.check_room(quota, quotas.usage(db, user["id"]), profile)
+        address = addresses.allocate(db, settings.network_address)
+        if address is None:
+            raise Conflict("No free addresses are left on Warren's network; ask an admin.")
+        stamp = now()
+        instance_id = db["instances"].insert({
+            "user_id": user["id"], "name": name, "project": project_name(user["username"]),
+            "profile": profile.name, "image": image, "instance_type": profile.instance_type,
+            "fqdn": fqdn_for(name, user["username"], settings.dns_zone), "ipv4": address,
+            "ssh_keys": "\n".join(key.line for key in keys),
+            "cpu": profile.limits.cpu, "memory": profile.limits.memory, "disk": profile.limits.disk,
+            "processes": profile.limits.processes, "status": "queued", "error": None,
+            "lease_expires_at": None, "created_at": stamp, "updated_at": stamp,
+        }).last_pk
+        for key in keys:
+            db.execute("INSERT OR IGNORE INTO ssh_keys (user_id, fingerprint, public_key, created_at) "
+                       "VALUES (?, ?, ?, ?)", [user["id"], key.fingerprint, key.line, stamp])
+        jobs.enqueue(db, instance_id, "provision")
+        record_event(db, instance_id, "queued", "Request accepted; waiting for the worker.")
+    jobs.wake_worker(settings)
+    return get_instance(user, instance_id)
+
+
+def available_images() -> set[str]:
+    """Image aliases LXD has (a clear error when LXD is down)."""
+    return lxd.image_aliases(lxd.connect(_settings().lxd_socket))
+
+
+def record_event(db, instance_id: int, step: str, message: str) -> None:
+    """Append a progress line to an instance's history."""
+    db["events"].insert({"instance_id": instance_id, "at": now(), "step": step, "message": message})
+
+
+def get_instance(user: dict, instance_id) -> dict:
+    """One of the member's instances; NotFound for anyone else's."""
+    rows = list(get_db()["instances"].rows_where("id = ? AND user_id = ?", [instance_id, user["id"]]))
+    if not rows:
+        raise NotFound("No such instance.")
+    return rows[0]
+
+
+def list_instances(user: dict) -> list[dict]:
+    """The member's instances with their live LXD state where LXD answers."""
+    rows = list(get_db()["instances"].rows_where("user_id = ?", [user["id"]], order_by="name"))
+    try:
+        states = lxd.instance_states(lxd.connect(_settings().lxd_socket,
+                                                 project=project_name(user["username"])))
+    except NotFound:
+        states = {}  # no project yet
+    except BackendError:
+        states = None
+    for row in rows:
+        row["state"] = "unknown" if states is None else states.get(row["name"], "-")
+    return rows
+
+
+def events(user: dict, instance_id) -> list[dict]:
+    """The progress history of one of the member's instances."""
+    get_instance(user, instance_id)
+    return list(get_db()["events"].rows_where("instance_id = ?", [instance_id], order_by="id"))
+
+
+def request_action(user: dict, instance_id, action: str) -> None:
+    """Queue start, stop, restart or delete for one of the member's instances."""
+    instance = get_instance(user, instance_id)
+    if action not in ACTIONS + ("delete",):
+        raise NotFound("No such action.")
+    if action in ACTIONS and instance["status"] != "ready":
+        raise Conflict(f"{instance['name']} is {instance['status']}; wait until it is ready.")
+    db = get_db()
+    with transaction(db):
+        if action == "delete":
+            if instance["status"] == "deleting":
+                return
+            db["instances"].update(instance["id"], {"status": "deleting", "updated_at": now()})
+            record_event(db, instance["id"], "deleting", "Deletion requested.")
+        jobs.enqueue(db, instance["id"], action)
+    jobs.wake_worker(_settings())

@@ -1,0 +1,244 @@
+"""Profiles: the YAML files in profiles/, parsed in one place into typed
+objects. Every problem is reported with the file, the field and the reason.
+
+Only allow-listed LXD config keys pass; dangerous ones are refused with a
+reason even when an admin wrote them. Warren adds the root disk and the NIC
+itself, so a profile declares no devices.
+"""
+import os
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .errors import ValidationError
+from .units import format_size, parse_size
+
+NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
+INSTANCE_TYPES = ("container", "virtual-machine")
+# LXD keys a profile may set besides the limits Warren derives from `limits`.
+ALLOWED_CONFIG = {
+    "security.nesting": ("true", "false"),
+    "boot.autostart": ("true", "false"),
+    "snapshots.schedule": None,
+    "snapshots.expiry": None,
+    "snapshots.pattern": None,
+    "limits.memory.swap": ("true", "false"),
+    "limits.memory.enforce": ("hard", "soft"),
+}
+DANGEROUS = (
+    ("security.privileged", "a privileged container's root is the host's root"),
+    ("security.idmap.", "Warren gives every instance its own isolated id map"),
+    ("raw.", "raw settings bypass every LXD restriction"),
+    ("security.syscalls.intercept.", "syscall interception lets a container act on the host"),
+    ("linux.kernel_modules", "loading kernel modules changes the host kernel"),
+    ("security.protection.", "protection flags are Warren's to manage"),
+    ("limits.", "limits come from the profile's `limits` section"),
+    ("user.warren.", "user.warren.* keys are Warren's own bookkeeping"),
+    ("volatile.", "volatile keys belong to LXD"),
+)
+FIELDS = {"description", "instance_type", "limits", "images", "config", "devices", "lease_hours",
+          "approval"}
+LIMIT_FIELDS = {"cpu", "memory", "disk", "processes", "cpu_allowance", "cpu_priority"}
+
+
+@dataclass(frozen=True)
+class Limits:
+    cpu: int
+    memory: int  # bytes
+    disk: int  # bytes
+    processes: int
+    cpu_allowance: str
+    cpu_priority: int
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    instance_type: str
+    limits: Limits
+    images: tuple[str, ...]
+    config: dict = field(default_factory=dict)
+    lease_hours: int | None = None
+    approval: bool = False
+
+    @property
+    def nesting(self) -> bool:
+        return self.config.get("security.nesting") == "true"
+
+    def lxd_config(self) -> dict:
+        """The LXD profile config: limits plus the allow-listed keys."""
+        return {
+            "limits.cpu": str(self.limits.cpu),
+            "limits.memory": format_size(self.limits.memory),
+            "limits.processes": str(self.limits.processes),
+            "limits.cpu.allowance": self.limits.cpu_allowance,
+            "limits.cpu.priority": str(self.limits.cpu_priority),
+            **self.config,
+        }
+
+    def lxd_devices(self, pool: str, network: str) -> dict:
+        """Root disk with the profile's size, one NIC on Warren's bridge."""
+        return {
+            "root": {"type": "disk", "path": "/", "pool": pool, "size": format_size(self.limits.disk)},
+            "eth0": {"type": "nic", "network": network, "name": "eth0"},
+        }
+
+
+def config_problem(key: str, value) -> str | None:
+    """Why an LXD config key may not appear in a profile (None when it may)."""
+    for prefix, reason in DANGEROUS:
+        if key == prefix or key.startswith(prefix):
+            return f"{key} is not allowed: {reason}"
+    if key not in ALLOWED_CONFIG:
+        return f"{key} is not on Warren's allow-list ({', '.join(sorted(ALLOWED_CONFIG))})"
+    choices = ALLOWED_CONFIG[key]
+    if choices and str(value).lower() not in choices:
+        return f"{key} must be one of {', '.join(choices)}"
+    return None
+
+
+def _limits(raw, errors: dict) -> Limits | None:
+    if not isinstance(raw, dict):
+        errors["limits"] = ["must be a mapping with " + ", ".join(sorted(LIMIT_FIELDS))]
+        return None
+    for unknown in sorted(set(raw) - LIMIT_FIELDS):
+        errors.setdefault(f"limits.{unknown}", []).append("is not a known limit")
+    values = {}
+
+    def whole(name, low, high):
+        value = raw.get(name)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            errors.setdefault(f"limits.{name}", []).append(f"must be a whole number from {low} to {high}")
+        values[name] = value
+
+    def size(name, low):
+        try:
+            values[name] = parse_size(raw.get(name))
+            if values[name] < low:
+                errors.setdefault(f"limits.{name}", []).append(f"must be at least {format_size(low)}")
+        except ValueError as error:
+            errors.setdefault(f"limits.{name}", []).append(str(error))
+
+    whole("cpu", 1, 64)
+    size("memory", 32 * 1024 ** 2)
+    size("disk", 64 * 1024 ** 2)
+    whole("processes", 10, 1_000_000)
+    whole("cpu_priority", 0, 10)
+    allowance = str(raw.get("cpu_allowance", "100%"))
+    if not re.match(r"^([1-9][0-9]?|100)%$|^[0-9]+ms/[0-9]+ms$", allowance):
+        errors.setdefault("limits.cpu_allowance", []).append(
+            "must be a percentage like 50% or a time slice like 20ms/100ms")
+    values["cpu_allowance"] = allowance
+    if any(key.startswith("limits") for key in errors):
+        return None
+    return Limits(**values)
+
+
+def parse_profile(name: str, text: str, source: str) -> Profile:
+    """One profile from YAML text; ValidationError names source, field, reason."""
+    errors: dict[str, list[str]] = {}
+    if not NAME.match(name):
+        errors["name"] = ["use 2 to 32 lower-case letters, digits or hyphens, starting with a letter"]
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ValidationError({f"{source}": [f"is not valid YAML: {error}"]}) from None
+    if not isinstance(raw, dict):
+        raise ValidationError({f"{source}": ["must be a YAML mapping of profile fields"]})
+    for unknown in sorted(set(raw) - FIELDS):
+        errors[unknown] = [f"is not a profile field (known: {', '.join(sorted(FIELDS))})"]
+    description = raw.get("description")
+    if not isinstance(description, str) or not description.strip():
+        errors["description"] = ["is required: one line saying what the profile is for"]
+    instance_type = raw.get("instance_type", "container")
+    if instance_type not in INSTANCE_TYPES:
+        errors["instance_type"] = [f"must be one of {', '.join(INSTANCE_TYPES)}"]
+    limits = _limits(raw.get("limits"), errors)
+    images = raw.get("images")
+    if not isinstance(images, list) or not images or not all(isinstance(i, str) and i for i in images):
+        errors["images"] = ["must be a non-empty list of image aliases"]
+    config = raw.get("config") or {}
+    if not isinstance(config, dict):
+        errors["config"] = ["must be a mapping of LXD config keys to values"]
+        config = {}
+    for key, value in config.items():
+        problem = config_problem(str(key), value)
+        if problem:
+            errors.setdefault(f"config.{key}", []).append(problem)
+    devices = raw.get("devices") or {}
+    if devices:
+        errors["devices"] = ["a profile may not declare devices: Warren adds the root disk (size "
+                             "from limits.disk) and the NIC on its bridge itself"]
+    lease = raw.get("lease_hours")
+    if lease is not None and (isinstance(lease, bool) or not isinstance(lease, int)
+                              or not 1 <= lease <= 24 * 365):
+        errors["lease_hours"] = ["must be a whole number of hours from 1 to 8760, or absent"]
+    approval = raw.get("approval", False)
+    if not isinstance(approval, bool):
+        errors["approval"] = ["must be true or false"]
+    if errors:
+        raise ValidationError({f"{source}: {field_name}": messages
+                               for field_name, messages in errors.items()})
+    return Profile(name=name, description=description.strip(), instance_type=instance_type,
+                   limits=limits, images=tuple(images),
+                   config={str(k): str(v).lower() if isinstance(v, bool) else str(v)
+                           for k, v in config.items()},
+                   lease_hours=lease, approval=approval)
+
+
+class ProfileSet:
+    """The profiles in a folder, re-read whenever a file changes on disk."""
+
+    def __init__(self, folder: str):
+        self.folder = Path(folder)
+        self._lock = threading.Lock()
+        self._signature = None
+        self._profiles: dict[str, Profile] = {}
+
+    def _current_signature(self):
+        try:
+            entries = sorted(os.scandir(self.folder), key=lambda entry: entry.name)
+        except OSError as error:
+            raise ValidationError({str(self.folder): [f"cannot read profiles: {error.strerror}"]}) from None
+        return tuple((entry.name, entry.stat().st_mtime_ns, entry.stat().st_size)
+                     for entry in entries if entry.name.endswith(".yaml"))
+
+    def all(self) -> dict[str, Profile]:
+        """Every profile by name; raises ValidationError if any file is bad."""
+        with self._lock:
+            signature = self._current_signature()
+            if signature != self._signature:
+                self._profiles = load_folder(self.folder)
+                self._signature = signature
+            return dict(self._profiles)
+
+    def get(self, name: str) -> Profile | None:
+        return self.all().get(name)
+
+
+def load_folder(folder: Path) -> dict[str, Profile]:
+    """Parse every *.yaml in a folder; all files' errors are reported together."""
+    profiles, errors = {}, {}
+    for path in sorted(Path(folder).glob("*.yaml")):
+        try:
+            profiles[path.stem] = parse_profile(path.stem, path.read_text(), path.name)
+        except ValidationError as error:
+            errors.update(error.errors)
+    if errors:
+        raise ValidationError(errors)
+    return profiles
+
+
+def init_app(app):
+    """Attach the profile set for the configured folder."""
+    app.extensions["warren.profiles"] = ProfileSet(app.config["WARREN"].profiles_dir)
+
+
+def current_profiles() -> dict[str, Profile]:
+    """The app's profiles, re-read if a file changed."""
+    from flask import current_app
+    return current_app.extensions["warren.profiles"].all()

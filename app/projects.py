@@ -1,0 +1,76 @@
+"""Each member's own restricted LXD project, created on first need.
+
+The project is restricted (no privileged containers, no host devices or
+paths, NICs only on Warren's bridge), carries the member's quota as
+aggregate limits, allows nesting only when the member's share does, and
+holds a copy of every Warren profile the member may use.
+"""
+import hashlib
+import json
+import threading
+
+from . import lxd
+from .quotas import Quota
+
+PREFIX = "warren-"
+_applied: dict[str, str] = {}  # project -> digest of what was last applied
+_applied_lock = threading.Lock()
+
+
+def project_name(username: str) -> str:
+    """The member's LXD project."""
+    return PREFIX + username
+
+
+def project_config(quota: Quota, network: str) -> dict:
+    """Restrictions and limits of a member project."""
+    return {
+        "features.profiles": "true",
+        "features.images": "false",  # see the default project's images
+        "features.storage.volumes": "true",
+        "restricted": "true",
+        "restricted.containers.nesting": "allow" if quota.nesting else "block",
+        "restricted.containers.privilege": "isolated",  # requires security.idmap.isolated
+        "restricted.devices.disk": "managed",
+        "restricted.devices.nic": "managed",
+        "restricted.networks.access": network,
+        **quota.lxd_limits(),
+    }
+
+
+def usable_profiles(profiles: dict, quota: Quota) -> dict:
+    """The profiles a member with this quota may use."""
+    return {name: profile for name, profile in profiles.items() if quota.nesting or not profile.nesting}
+
+
+def ensure_member_project(settings, username: str, quota: Quota, profiles: dict) -> str:
+    """Create or update the member's project and sync profiles into it.
+
+    Skips all LXD calls when this process already applied the same state."""
+    name = project_name(username)
+    config = project_config(quota, settings.lxd_network)
+    wanted = {profile_name: (profile.lxd_config(),
+                             profile.lxd_devices(settings.lxd_storage_pool, settings.lxd_network),
+                             profile.description)
+              for profile_name, profile in usable_profiles(profiles, quota).items()}
+    digest = hashlib.sha256(json.dumps([config, wanted], sort_keys=True).encode()).hexdigest()
+    with _applied_lock:
+        if _applied.get(name) == digest:
+            return name
+    client = lxd.connect(settings.lxd_socket)
+    lxd.ensure_project(client, name, config, f"Warren member {username}")
+    member_client = lxd.connect(settings.lxd_socket, project=name)
+    for profile_name, (profile_config, devices, description) in wanted.items():
+        lxd.ensure_profile(member_client, profile_name, profile_config, devices, description)
+    with _applied_lock:
+        _applied[name] = digest
+    return name
+
+
+def forget_applied(name: str | None = None) -> None:
+    """Drop the record of applied state (after outside changes, in tests)."""
+    with _applied_lock:
+        if name is None:
+            _applied.clear()
+        else:
+            _applied.pop(name, None)

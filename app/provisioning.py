@@ -1,0 +1,172 @@
+"""What the worker does for each job, step by step.
+
+Every step is idempotent so a job can run again after a crash: the LXD
+instance has a deterministic name in the member's project and carries
+user.warren.* keys that say which request made it; DNS updates are guarded
+by prerequisites. A failed request is rolled back (LXD instance and DNS
+record removed, address freed) so nothing is left half-created.
+"""
+import logging
+
+import yaml
+from flask import current_app
+
+from . import accounts, dns, lxd, quotas
+from .errors import Conflict, WarrenError
+from .instances import record_event
+from .profiles import current_profiles
+from .projects import ensure_member_project
+from .store import get_db, now, transaction
+
+log = logging.getLogger(__name__)
+MESSAGES = {
+    "creating": "Creating the container in LXD.",
+    "starting": "Starting it.",
+    "publishing": "Publishing its DNS name.",
+    "ready": "Ready.",
+}
+
+
+def _settings():
+    return current_app.config["WARREN"]
+
+
+def _set_status(db, instance: dict, status: str, message: str | None = None, **fields) -> None:
+    with transaction(db):
+        db["instances"].update(instance["id"], {"status": status, "updated_at": now(), **fields})
+        record_event(db, instance["id"], status, message or MESSAGES.get(status, status))
+    instance.update(status=status, **fields)
+
+
+def cloud_config(keys: list[str]) -> str:
+    """cloud-init user-data that installs the member's keys for the image's
+    default user and for root."""
+    return "#cloud-config\n" + yaml.safe_dump(
+        {"ssh_authorized_keys": keys, "disable_root": False}, default_flow_style=False)
+
+
+def _member_client(instance: dict):
+    return lxd.connect(_settings().lxd_socket, project=instance["project"])
+
+
+def _own_instance(client, instance: dict):
+    """The LXD instance this row made, None if absent; Conflict if the name
+    is held by something Warren did not create for this row."""
+    found = lxd.get_instance(client, instance["name"])
+    if found is not None and found.config.get("user.warren.id") != str(instance["id"]):
+        raise Conflict(f"an LXD instance named {instance['name']} already exists in "
+                       f"{instance['project']} and was not made by this request")
+    return found
+
+
+def provision(db, instance: dict) -> None:
+    """queued -> creating -> starting -> publishing -> ready."""
+    settings = _settings()
+    user = accounts.get_user(instance["user_id"])
+    profiles = current_profiles()
+    profile = profiles.get(instance["profile"])
+    if profile is None:
+        raise Conflict(f"the profile {instance['profile']} no longer exists")
+    _set_status(db, instance, "creating")
+    ensure_member_project(settings, user["username"], quotas.quota_for(user), profiles)
+    client = _member_client(instance)
+    keys = instance["ssh_keys"].splitlines()
+    created = _own_instance(client, instance)
+    cloud_init = lxd.image_properties(client, instance["image"]).get("warren.cloud-init") == "true"
+    if created is None:
+        config = {"security.idmap.isolated": "true", "user.warren.id": str(instance["id"]),
+                  "user.warren.owner": user["username"]}
+        if cloud_init:
+            config["user.user-data"] = cloud_config(keys)
+        devices = {"eth0": {"type": "nic", "network": settings.lxd_network, "name": "eth0",
+                            "ipv4.address": instance["ipv4"]}}
+        created = lxd.create_instance(client, instance["name"], instance["image"], config=config,
+                                      devices=devices, profiles=[profile.name],
+                                      instance_type=instance["instance_type"])
+    if not cloud_init:
+        lxd.make_directory(created, "/root/.ssh", 0o700)
+        lxd.push_file(created, "/root/.ssh/authorized_keys", "\n".join(keys) + "\n", 0o600)
+    _set_status(db, instance, "starting")
+    lxd.set_power(created, "start")
+    _set_status(db, instance, "publishing")
+    dns.publish_address(dns.zone_from_settings(settings), instance["fqdn"], instance["ipv4"],
+                        user["username"])
+    _set_status(db, instance, "ready")
+
+
+def remove_everything(instance: dict) -> None:
+    """Take down the instance's DNS name and LXD instance, if they are ours."""
+    settings = _settings()
+    owner = instance["project"].removeprefix("warren-")
+    try:
+        dns.remove_name(dns.zone_from_settings(settings), instance["fqdn"], owner)
+    except Conflict as error:
+        log.warning("left DNS name alone: %s", error)
+    client = _member_client(instance)
+    try:
+        found = _own_instance(client, instance)
+    except WarrenError as error:
+        if "does not exist" in str(error):  # the project itself is gone
+            return
+        raise
+    if found is not None:
+        lxd.delete_instance(client, instance["name"])
+
+
+def delete(db, instance: dict) -> None:
+    """Remove DNS name and LXD instance, then the rows; the address is free."""
+    remove_everything(instance)
+    with transaction(db):
+        db.execute("DELETE FROM events WHERE instance_id = ?", [instance["id"]])
+        db.execute("DELETE FROM jobs WHERE instance_id = ?", [instance["id"]])
+        db.execute("DELETE FROM instances WHERE id = ?", [instance["id"]])
+
+
+def power(db, instance: dict, action: str) -> None:
+    """start, stop or restart a ready instance."""
+    found = _own_instance(_member_client(instance), instance)
+    if found is None:
+        raise Conflict(f"{instance['name']} is missing from LXD")
+    lxd.set_power(found, action)
+    with transaction(db):
+        record_event(db, instance["id"], action, f"{action.capitalize()} done.")
+
+
+def fail(db, instance: dict, error: Exception) -> None:
+    """Roll a failed request back and record why."""
+    reason = str(error)
+    try:
+        remove_everything(instance)
+    except WarrenError as cleanup_error:
+        log.error("could not clean up after %s: %s", instance["fqdn"], cleanup_error)
+        reason += f" (clean-up also failed: {cleanup_error})"
+    _set_status(db, instance, "failed", f"Failed: {reason}", error=reason, ipv4=None)
+
+
+def run_job(job: dict) -> str | None:
+    """Run one claimed job; returns the error text, or None on success."""
+    db = get_db()
+    rows = list(db["instances"].rows_where("id = ?", [job["instance_id"]]))
+    if not rows:
+        return None  # deleted meanwhile
+    instance = rows[0]
+    try:
+        if job["kind"] == "provision":
+            if instance["status"] in ("queued", "creating", "starting", "publishing"):
+                provision(db, instance)
+        elif job["kind"] == "delete":
+            delete(db, instance)
+        else:
+            power(db, instance, job["kind"])
+    except WarrenError as error:
+        log.warning("job %s (%s %s) failed: %s", job["id"], job["kind"], instance["fqdn"], error)
+        if job["kind"] == "provision":
+            fail(db, instance, error)
+        elif job["kind"] == "delete":
+            # Still holds resources (counts against quota); the member can retry.
+            _set_status(db, instance, "delete-failed", f"Deletion failed: {error}", error=str(error))
+        else:
+            with transaction(db):
+                record_event(db, instance["id"], job["kind"], f"{job['kind'].capitalize()} failed: {error}")
+        return str(error)
+    return None

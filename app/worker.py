@@ -1,0 +1,90 @@
+"""The provisioning worker: threads that claim jobs from the outbox and run
+them, woken at once by a datagram on WARREN_WORKER_SOCKET (and polling every
+WARREN_WORKER_POLL_SECONDS in case a wake-up is lost)."""
+import logging
+import os
+import socket
+import threading
+
+from . import jobs, provisioning
+from .store import get_db
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    """Runs jobs with N threads until stop() is called."""
+
+    def __init__(self, app):
+        self.app = app
+        self.settings = app.config["WARREN"]
+        self._stop = threading.Event()
+        self._wake = threading.Condition()
+        self._threads: list[threading.Thread] = []
+        self._socket = None
+
+    def start(self) -> "Worker":
+        """Bind the wake-up socket and start the threads."""
+        path = self.settings.worker_socket
+        if os.path.exists(path):
+            os.unlink(path)
+        self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._socket.bind(path)
+        self._socket.settimeout(0.5)
+        self._threads = [threading.Thread(target=self._listen, name="wake", daemon=True)]
+        self._threads += [threading.Thread(target=self._run, name=f"job-{number}", daemon=True)
+                          for number in range(self.settings.worker_threads)]
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Finish the jobs in hand and stop."""
+        self._stop.set()
+        with self._wake:
+            self._wake.notify_all()
+        for thread in self._threads:
+            thread.join(timeout=120)
+        self._socket.close()
+        try:
+            os.unlink(self.settings.worker_socket)
+        except OSError:
+            pass
+
+    def wait(self) -> None:
+        """Block until stop() is called."""
+        self._stop.wait()
+
+    def _listen(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._socket.recv(64)
+            except (TimeoutError, socket.timeout):
+                continue
+            except OSError:
+                return
+            with self._wake:
+                self._wake.notify_all()
+
+    def _run(self) -> None:
+        with self.app.app_context():
+            db = get_db()
+            while not self._stop.is_set():
+                try:
+                    job = jobs.claim(db)
+                except Exception:  # the database was busy past its timeout: try again later
+                    log.exception("claiming a job failed")
+                    job = None
+                if job is None:
+                    with self._wake:
+                        self._wake.wait(timeout=self.settings.worker_poll_seconds)
+                    continue
+                self._execute(db, job)
+
+    def _execute(self, db, job: dict) -> None:
+        try:
+            error = provisioning.run_job(job)
+        except Exception as unexpected:  # a bug: record it, keep the worker alive
+            log.exception("job %s crashed", job["id"])
+            error = f"internal error: {type(unexpected).__name__}"
+        jobs.finish(db, job["id"], error)
