@@ -13,7 +13,7 @@ from flask import current_app
 from . import addresses, jobs, lxd, quotas, sshkeys
 from .errors import BackendError, Conflict, NotFound, ValidationError
 from .profiles import current_profiles
-from .projects import project_name, usable_profiles
+from .projects import PREFIX as PROJECT_PREFIX, project_name, usable_profiles
 from .store import get_db, now, transaction
 
 NAME = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -31,10 +31,22 @@ def fqdn_for(name: str, username: str, zone: str) -> str:
     return f"{name}.{username}.{zone}"
 
 
+def lxd_name(instance: dict) -> str:
+    """The LXD instance name, unique on the whole host: <name>-<member>.
+
+    Unique across projects on purpose: LXD 5.0 allocates isolated id maps
+    skipping other containers by name alone, so two members' containers
+    with the same name would share a host id range."""
+    return f"{instance['name']}-{instance['project'].removeprefix(PROJECT_PREFIX)}"
+
+
 def _check_name(name: str, username: str, zone: str) -> list[str]:
     if not NAME.match(name or ""):
         return ["Use lower-case letters, digits and hyphens (up to 63), starting with a letter "
                 "and not ending with a hyphen: it becomes a DNS name and the hostname."]
+    if len(name) + 1 + len(username) > 63:
+        return [f"Use at most {62 - len(username)} characters (with your user name it must "
+                "fit LXD's 63)."]
     if name[2:4] == "--":
         return ["Names with -- in third and fourth place are reserved for internationalised DNS names."]
     if len(fqdn_for(name, username, zone)) > 253:
@@ -138,7 +150,7 @@ def list_instances(user: dict) -> list[dict]:
     except BackendError:
         states = None
     for row in rows:
-        row["state"] = "unknown" if states is None else states.get(row["name"], "-")
+        row["state"] = "unknown" if states is None else states.get(lxd_name(row), "-")
     return rows
 
 

@@ -65,9 +65,13 @@ def ensure_storage_pool(client: pylxd.Client, name: str, size: str) -> bool:
 
 def bridge_config(address: str, dhcp_range: str) -> dict:
     """The managed bridge's config: our range, DHCP (static leases for Warren's
-    instances, a small dynamic range for the rest), no NAT, no IPv6."""
+    instances, a small dynamic range for the rest), no NAT, no IPv6.
+
+    dns.mode=none: names are published in Warren's own zone, and without it
+    LXD refuses two members' instances that share a name (web.alice and
+    web.bob) because dnsmasq's names are per bridge, not per project."""
     return {"ipv4.address": address, "ipv4.nat": "false", "ipv4.dhcp": "true",
-            "ipv4.dhcp.ranges": dhcp_range, "ipv6.address": "none"}
+            "ipv4.dhcp.ranges": dhcp_range, "ipv6.address": "none", "dns.mode": "none"}
 
 
 def ensure_network(client: pylxd.Client, name: str, address: str, dhcp_range: str) -> bool:
@@ -246,3 +250,21 @@ def ipv4_address(instance) -> str | None:
         if address["family"] == "inet" and address["scope"] == "global":
             return address["address"]
     return None
+
+
+
+def delete_project(socket_path: str, name: str) -> bool:
+    """Delete a project with its instances and profiles; False if absent."""
+    client = connect(socket_path)
+    with translated(f"deleting project {name}"):
+        if not client.projects.exists(name):
+            return False
+    scoped = connect(socket_path, project=name)
+    with translated(f"deleting project {name}"):
+        for instance in scoped.instances.all():
+            delete_instance(scoped, instance.name)
+        for profile in scoped.profiles.all():
+            if profile.name != "default":
+                profile.delete()
+        client.projects.get(name).delete()
+    return True

@@ -13,7 +13,7 @@ from flask import current_app
 
 from . import accounts, dns, lxd, quotas
 from .errors import Conflict, WarrenError
-from .instances import record_event
+from .instances import lxd_name, record_event
 from .profiles import current_profiles
 from .projects import ensure_member_project
 from .store import get_db, now, transaction
@@ -52,9 +52,9 @@ def _member_client(instance: dict):
 def _own_instance(client, instance: dict):
     """The LXD instance this row made, None if absent; Conflict if the name
     is held by something Warren did not create for this row."""
-    found = lxd.get_instance(client, instance["name"])
+    found = lxd.get_instance(client, lxd_name(instance))
     if found is not None and found.config.get("user.warren.id") != str(instance["id"]):
-        raise Conflict(f"an LXD instance named {instance['name']} already exists in "
+        raise Conflict(f"an LXD instance named {lxd_name(instance)} already exists in "
                        f"{instance['project']} and was not made by this request")
     return found
 
@@ -75,12 +75,12 @@ def provision(db, instance: dict) -> None:
     cloud_init = lxd.image_properties(client, instance["image"]).get("warren.cloud-init") == "true"
     if created is None:
         config = {"security.idmap.isolated": "true", "user.warren.id": str(instance["id"]),
-                  "user.warren.owner": user["username"]}
+                  "user.warren.owner": user["username"], "user.warren.hostname": instance["name"]}
         if cloud_init:
             config["user.user-data"] = cloud_config(keys)
         devices = {"eth0": {"type": "nic", "network": settings.lxd_network, "name": "eth0",
                             "ipv4.address": instance["ipv4"]}}
-        created = lxd.create_instance(client, instance["name"], instance["image"], config=config,
+        created = lxd.create_instance(client, lxd_name(instance), instance["image"], config=config,
                                       devices=devices, profiles=[profile.name],
                                       instance_type=instance["instance_type"])
     if not cloud_init:
@@ -110,7 +110,7 @@ def remove_everything(instance: dict) -> None:
             return
         raise
     if found is not None:
-        lxd.delete_instance(client, instance["name"])
+        lxd.delete_instance(client, lxd_name(instance))
 
 
 def delete(db, instance: dict) -> None:
@@ -126,7 +126,7 @@ def power(db, instance: dict, action: str) -> None:
     """start, stop or restart a ready instance."""
     found = _own_instance(_member_client(instance), instance)
     if found is None:
-        raise Conflict(f"{instance['name']} is missing from LXD")
+        raise Conflict(f"{lxd_name(instance)} is missing from LXD")
     lxd.set_power(found, action)
     with transaction(db):
         record_event(db, instance["id"], action, f"{action.capitalize()} done.")

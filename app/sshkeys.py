@@ -38,7 +38,7 @@ def parse_key(line: str) -> PublicKey:
     if not parts:
         raise ValueError("is empty")
     if parts[0] not in KEY_TYPES:
-        if any(part in KEY_TYPES for part in parts[1:]):
+        if any(f" {kind} " in f" {line.strip()} " for kind in KEY_TYPES):
             raise ValueError("has options before the key type; paste the key alone "
                              "(Warren adds no command= or from= options)")
         raise ValueError(f"starts with {parts[0][:20]!r}, not a key type ({', '.join(KEY_TYPES)}); "
@@ -47,13 +47,19 @@ def parse_key(line: str) -> PublicKey:
         raise ValueError("has a key type but no key data")
     kind, blob = parts[0], parts[1]
     comment = parts[2].strip() if len(parts) > 2 else ""
+    damaged = ValueError("is not a valid public key (the key data is damaged or cut short)")
+    try:
+        raw = base64.b64decode(blob, validate=True)
+        length = int.from_bytes(raw[:4], "big")
+        inner_kind = raw[4:4 + length].decode("ascii")
+    except (ValueError, UnicodeDecodeError):
+        raise damaged from None
+    if inner_kind != kind:
+        raise ValueError(f"says {kind} but holds a different kind of key ({inner_kind[:30]})")
     try:
         key = serialization.load_ssh_public_key(f"{kind} {blob}".encode())
-        decoded_kind = base64.b64decode(blob, validate=True)[4:4 + len(kind)].decode()
-    except (ValueError, UnsupportedAlgorithm, UnicodeDecodeError):
-        raise ValueError("is not a valid public key (the key data is damaged or cut short)") from None
-    if decoded_kind != kind:
-        raise ValueError(f"says {kind} but holds a different kind of key")
+    except (ValueError, UnsupportedAlgorithm):
+        raise damaged from None
     if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
         raise ValueError(f"is a {key.key_size}-bit RSA key; use at least {MIN_RSA_BITS} bits or ed25519")
     if comment and not COMMENT.match(comment):

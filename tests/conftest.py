@@ -31,7 +31,8 @@ def settings():
 
 @pytest.fixture
 def app(tmp_path):
-    app = create_app({"database": str(tmp_path / "warren.sqlite3"), "secret_key": "t" * 48})
+    app = create_app({"database": str(tmp_path / "warren.sqlite3"), "secret_key": "t" * 48,
+                      "worker_socket": str(tmp_path / "worker.sock")})
     app.config["TESTING"] = True
     return app
 
@@ -122,3 +123,45 @@ def debian_image(lxd_client, settings):
     subprocess.run([str(REPO / "images" / "ensure.sh"), settings.image_cache, "debian-12"],
                    check=True)
     return "debian-12"
+
+
+@pytest.fixture
+def worker(app):
+    """The provisioning worker, running in this process on the test's database."""
+    from app.worker import Worker
+    running = Worker(app).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def members(app, settings, unique_name):
+    """Logged-in web clients for fresh members; their LXD projects and DNS
+    names are removed afterwards."""
+    from app import accounts, projects
+    made = []
+
+    def make(tier="full"):
+        username = unique_name("m")
+        with app.app_context():
+            user = accounts.create_user(username, PASSWORD)
+            from app.store import get_db
+            get_db()["users"].update(user["id"], {"tier": tier})
+        client = app.test_client()
+        Auth(client).login(username)
+        client.username = username
+        made.append(username)
+        return client
+    yield make
+    with app.app_context():
+        from app.store import get_db
+        fqdns = [(row["fqdn"], row["project"]) for row in get_db()["instances"].rows]
+    zone = dns.zone_from_settings(settings)
+    for fqdn, project in fqdns:
+        try:
+            dns.remove_name(zone, fqdn, project.removeprefix("warren-"))
+        except Exception:
+            pass
+    for username in made:
+        lxd.delete_project(settings.lxd_socket, projects.project_name(username))
+        projects.forget_applied(projects.project_name(username))

@@ -45,6 +45,7 @@ def test_bridge_has_no_nat_and_the_configured_range(lxd_client, settings):
     assert network.managed and network.type == "bridge"
     assert network.config["ipv4.nat"] == "false"
     assert network.config["ipv6.address"] == "none"
+    assert network.config["dns.mode"] == "none"
     assert network.config["ipv4.address"] == settings.network_address
     assert network.config["ipv4.dhcp.ranges"] == addresses.dynamic_range(settings.network_address)
 

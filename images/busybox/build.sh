@@ -17,6 +17,7 @@ for applet in $("$root/bin/busybox" --list-full); do
 done
 cp "$here/inittab" "$root/etc/inittab"
 install -m 0755 "$here/udhcpc.script" "$root/etc/udhcpc.script"
+install -m 0755 "$here/cgroups.sh" "$root/etc/cgroups.sh"
 echo busybox > "$root/etc/hostname"
 printf 'root:x:0:0:root:/root:/bin/sh\n' > "$root/etc/passwd"
 printf 'root:x:0:\n' > "$root/etc/group"

@@ -1,1 +1,1 @@
-{{ container.name }}
+{{ config_get("user.warren.hostname", container.name) }}

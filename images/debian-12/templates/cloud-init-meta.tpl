@@ -1,3 +1,3 @@
 instance-id: {{ container.name }}
-local-hostname: {{ container.name }}
+local-hostname: {{ config_get("user.warren.hostname", container.name) }}
 {{ config_get("user.meta-data", "") }}

@@ -1,0 +1,261 @@
+"""Members request instances through the web form; the worker builds them in
+the real LXD and publishes them on the real named."""
+import json
+import subprocess
+import time
+
+import pytest
+
+from app import addresses, dns as warren_dns, lxd, quotas
+from app.projects import project_name
+from app.store import get_db
+from conftest import csrf_token
+
+KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGf4LHa0NAKnUXGQjJ3sTRb5KtcQ2yEMgoB0RX8n7H0d "
+       "member@laptop")
+TERMINAL = ("ready", "failed", "delete-failed")
+
+
+def request_instance(client, expect=303, **fields):
+    """Submit the request form like a browser does."""
+    token = csrf_token(client.get("/instances/new").get_data(as_text=True))
+    data = {"name": "web", "profile": "small", "image": "busybox", "keys": KEY, "csrf_token": token}
+    data.update(fields)
+    response = client.post("/instances/new", data=data)
+    assert response.status_code == expect, response.get_data(as_text=True)[:2000]
+    return response
+
+
+def wait_done(client, location, timeout=90):
+    """Poll the status page's progress feed until the request settles."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        progress = client.get(f"{location}/progress").get_json()
+        if progress["status"] in TERMINAL:
+            return progress
+        time.sleep(0.1)
+    pytest.fail(f"{location} did not settle in {timeout}s: {progress}")
+
+
+def wait_gone(client, location, timeout=60):
+    deadline = time.monotonic() + timeout
+    while client.get(f"{location}/progress").status_code != 404:
+        if time.monotonic() > deadline:
+            pytest.fail(f"{location} was not deleted in {timeout}s")
+        time.sleep(0.1)
+
+
+def post_action(client, location, action):
+    token = csrf_token(client.get("/").get_data(as_text=True))
+    return client.post(f"{location}/{action}", data={"csrf_token": token})
+
+
+def launch(client, **fields):
+    """Request, wait until ready, return (location, progress)."""
+    location = request_instance(client, **fields).headers["Location"]
+    progress = wait_done(client, location)
+    assert progress["status"] == "ready", progress
+    return location, progress
+
+
+def dig_status(settings, name):
+    out = subprocess.run(["dig", "+time=2", "+tries=1", "-p", str(settings.dns_port),
+                          f"@{settings.dns_server}", name, "A"], capture_output=True, text=True).stdout
+    return out.split("status: ", 1)[1].split(",", 1)[0]
+
+
+def member_instance(settings, client, name="web"):
+    """The LXD instance behind a member's instance name (<name>-<member>)."""
+    return lxd.get_instance(lxd.connect(settings.lxd_socket, project=project_name(client.username)),
+                            f"{name}-{client.username}")
+
+
+def run_in(instance, *command):
+    code, out, err = lxd.execute(instance, list(command))
+    assert code == 0, err
+    return out.strip()
+
+
+def cgroup_value(instance, v2_name, v1_path):
+    """A cgroup file as the instance sees it, on a v2 or a v1/hybrid host."""
+    code, out, _ = lxd.execute(instance, ["cat", f"/sys/fs/cgroup/{v2_name}"])
+    return out.strip() if code == 0 else run_in(instance, "cat", f"/sys/fs/cgroup/{v1_path}")
+
+
+def test_request_builds_a_running_unprivileged_limited_instance_that_resolves(
+        app, settings, worker, members, dig):
+    alice = members()
+    response = request_instance(alice)
+    location = response.headers["Location"]
+    page = alice.get(location).get_data(as_text=True)
+    assert "/progress" in page  # the status page follows progress by itself
+    progress = wait_done(alice, location)
+    assert progress["status"] == "ready"
+    assert [event["step"] for event in progress["events"]] == \
+        ["queued", "creating", "starting", "publishing", "ready"]
+
+    instance = member_instance(settings, alice)
+    assert instance.status == "Running"
+    assert instance.config["security.idmap.isolated"] == "true"
+    assert instance.config["user.warren.owner"] == alice.username
+    inside, outside, _count = (int(v) for v in run_in(instance, "cat", "/proc/self/uid_map").split())
+    assert inside == 0 and outside != 0
+    assert run_in(instance, "hostname") == "web"
+    assert cgroup_value(instance, "memory.max", "memory/memory.limit_in_bytes") == str(512 * 1024 ** 2)
+    assert cgroup_value(instance, "pids.max", "pids/pids.max") == "500"
+    assert KEY in run_in(instance, "cat", "/root/.ssh/authorized_keys")
+    fqdn = f"web.{alice.username}.{settings.dns_zone}"
+    assert progress["fqdn"] == fqdn
+    assert dig(fqdn) == [progress["ipv4"]]
+    assert progress["ipv4"] in addresses.static_pool(settings.network_address)
+    dashboard = alice.get("/").get_data(as_text=True)
+    assert "Running" in dashboard and fqdn in dashboard and progress["ipv4"] in dashboard
+
+    assert post_action(alice, location, "delete").status_code == 303
+    wait_gone(alice, location)
+    assert member_instance(settings, alice) is None
+    assert dig_status(settings, fqdn) == "NXDOMAIN"
+    with app.app_context():
+        assert addresses.allocate(get_db(), settings.network_address) == progress["ipv4"]
+
+
+def test_power_actions(settings, worker, members):
+    alice = members()
+    location, _ = launch(alice)
+    for action, expected in (("stop", "Stopped"), ("start", "Running"), ("restart", "Running")):
+        assert post_action(alice, location, action).status_code == 303
+        deadline = time.monotonic() + 60
+        while True:
+            events = alice.get(f"{location}/progress").get_json()["events"]
+            if events[-1]["step"] == action:
+                break
+            assert time.monotonic() < deadline, events
+            time.sleep(0.1)
+        assert events[-1]["message"] == f"{action.capitalize()} done."
+        assert member_instance(settings, alice).status == expected
+
+
+def test_debian_instance_receives_keys_through_cloud_init(settings, worker, members, dig,
+                                                          debian_image):
+    alice = members()
+    _location, progress = launch(alice, name="box", image=debian_image)
+    instance = member_instance(settings, alice, "box")
+    deadline = time.monotonic() + 120
+    while "status: done" not in run_in(instance, "cloud-init", "status"):
+        assert time.monotonic() < deadline, "cloud-init did not finish"
+        time.sleep(1)
+    assert KEY in run_in(instance, "cat", "/root/.ssh/authorized_keys")
+    assert KEY in run_in(instance, "cat", "/home/debian/.ssh/authorized_keys")
+    assert run_in(instance, "hostname") == "box"
+    assert dig(f"box.{alice.username}.{settings.dns_zone}") == [progress["ipv4"]]
+
+
+def idmap(instance) -> range:
+    mapping = json.loads(instance.config["volatile.idmap.current"])
+    uid = next(entry for entry in mapping if entry["Isuid"])
+    return range(uid["Hostid"], uid["Hostid"] + uid["Maprange"])
+
+
+def test_members_get_non_overlapping_idmaps(settings, worker, members):
+    alice, bob = members(), members()
+    launch(alice)
+    launch(bob)
+    first, second = idmap(member_instance(settings, alice)), idmap(member_instance(settings, bob))
+    assert first.start != 0 and second.start != 0
+    assert first.stop <= second.start or second.stop <= first.start
+
+
+def test_member_project_is_restricted_mirrors_the_quota_and_holds_the_profiles(settings, worker,
+                                                                                members):
+    alice = members()
+    launch(alice)
+    client = lxd.connect(settings.lxd_socket)
+    project = client.projects.get(project_name(alice.username))
+    assert project.config["restricted"] == "true"
+    assert project.config["features.profiles"] == "true"
+    assert project.config["features.images"] == "false"
+    assert project.config["restricted.containers.nesting"] == "allow"
+    for key, value in quotas.TIERS["full"].lxd_limits().items():
+        assert project.config[key] == value
+    scoped = lxd.connect(settings.lxd_socket, project=project.name)
+    small = scoped.profiles.get("small")
+    assert small.config["limits.memory"] == "512MiB"
+    assert small.devices["root"]["size"] == "4GiB"
+    assert scoped.profiles.get("nested").config["security.nesting"] == "true"
+
+
+def test_half_share_gets_no_nesting(settings, worker, members):
+    bob = members(tier="half")
+    assert "nested" not in bob.get("/instances/new").get_data(as_text=True)
+    response = request_instance(bob, expect=422, profile="nested")
+    assert "Choose one of: burst, small" in response.get_data(as_text=True)
+    launch(bob)
+    project = lxd.connect(settings.lxd_socket).projects.get(project_name(bob.username))
+    assert project.config["restricted.containers.nesting"] == "block"
+    assert not lxd.connect(settings.lxd_socket, project=project.name).profiles.exists("nested")
+
+
+def test_form_reports_every_error_next_to_its_field_and_keeps_input(members):
+    alice = members()
+    response = request_instance(alice, expect=422, name="Bad_Name!", image="no-such-image",
+                                keys="ssh-rsa AAAAjunk me@host\nnot a key at all")
+    page = response.get_data(as_text=True)
+    assert 'value="Bad_Name!"' in page
+    assert "Use lower-case letters" in page
+    assert "The small profile offers: debian-12, busybox." in page
+    assert "Line 1 is not a valid public key" in page and "Line 2 starts with" in page
+    assert "ssh-rsa AAAAjunk me@host" in page  # the pasted text is kept
+    with alice.application.app_context():
+        assert get_db()["instances"].count == 0
+
+
+def test_keys_are_kept_for_reuse_and_duplicate_names_are_refused(app, worker, members):
+    alice = members()
+    launch(alice)
+    form = alice.get("/instances/new").get_data(as_text=True)
+    assert "SHA256:" in form and 'name="saved_keys"' in form
+    response = request_instance(alice, expect=422)
+    assert "You already have an instance named web." in response.get_data(as_text=True)
+    with app.app_context():
+        saved = get_db()["ssh_keys"].rows_where()
+        key_id = next(saved)["id"]
+    launch(alice, name="second", keys="", saved_keys=str(key_id))
+
+
+def test_members_never_see_each_others_instances(settings, worker, members):
+    alice, mallory = members(), members()
+    location, _ = launch(alice)
+    assert mallory.get(location).status_code == 404
+    assert mallory.get(f"{location}/progress").status_code == 404
+    for action in ("start", "stop", "restart", "delete"):
+        assert post_action(mallory, location, action).status_code == 404
+    assert alice.username not in mallory.get("/").get_data(as_text=True)
+    assert member_instance(settings, alice).status == "Running"
+    assert alice.get(f"{location}/progress").get_json()["status"] == "ready"
+
+
+def test_over_quota_names_the_limit_use_and_allowance(worker, members):
+    bob = members(tier="half")  # two instances
+    launch(bob, name="one")
+    launch(bob, name="two")
+    response = request_instance(bob, expect=409, name="three")
+    assert "instances: this needs 1, you use 2 of your 2" in response.get_data(as_text=True)
+
+
+def test_a_dns_name_owned_by_someone_else_fails_cleanly(app, settings, zone, dig, worker, members):
+    alice = members()
+    fqdn = f"web.{alice.username}.{zone.name}"
+    warren_dns.publish_address(zone, fqdn, "192.0.2.7", "someone-else")
+    try:
+        location = request_instance(alice).headers["Location"]
+        progress = wait_done(alice, location)
+        assert progress["status"] == "failed"
+        assert "already in use in DNS" in progress["error"]
+        assert progress["ipv4"] is None
+        assert member_instance(settings, alice) is None  # rolled back
+        assert dig(fqdn) == ["192.0.2.7"]  # never overwritten
+        assert post_action(alice, location, "delete").status_code == 303
+        wait_gone(alice, location)
+        assert dig(fqdn) == ["192.0.2.7"]
+    finally:
+        warren_dns.remove_name(zone, fqdn, "someone-else")
