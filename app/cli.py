@@ -5,7 +5,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from . import accounts, addresses, lxd, store
+from . import accounts, addresses, lxd, quotas, store
 from .errors import WarrenError
 
 user_cli = AppGroup("user", help="Create accounts and reset passwords.")
@@ -51,6 +51,27 @@ def reset_password(username, password_stdin):
     except WarrenError as error:
         _fail(error)
     click.echo(f"password of {username} changed; their sessions were signed out")
+
+
+@user_cli.command("set-quota")
+@click.argument("username")
+@click.option("--tier", type=click.Choice(sorted(quotas.TIERS)), help="The member's share tier.")
+@click.argument("overrides", nargs=-1)
+def set_quota(username, tier, overrides):
+    """Set a member's tier and overrides, e.g. set-quota alice instances=6 memory=8GiB."""
+    try:
+        pairs = dict(item.split("=", 1) for item in overrides)
+    except ValueError:
+        click.echo("error: write overrides as key=value, e.g. memory=8GiB", err=True)
+        sys.exit(1)
+    try:
+        user = accounts.find_user(username)
+        quotas.set_quota(store.get_db(), user["id"], tier, quotas.parse_overrides(pairs))
+        quota = quotas.quota_for(accounts.get_user(user["id"]))
+    except WarrenError as error:
+        _fail(error)
+    click.echo(f"{username}: " + ", ".join(f"{key}={value}" for key, value in quota.lxd_limits().items())
+               + f", nesting={'allowed' if quota.nesting else 'blocked'}")
 
 
 @user_cli.command("list")

@@ -152,7 +152,9 @@ KEYS = (
     Key("worker_poll_seconds", "2", _integer(1, 60),
         "How often the worker looks for jobs when nobody wakes it."),
 )
-KNOWN = {PREFIX + key.name.upper() for key in KEYS} | {PREFIX + "CONFIG"}
+# Read by bin/test and bin/bench only (their own bridge), not by the app.
+SCRIPT_ONLY = {PREFIX + "CONFIG", PREFIX + "TEST_NETWORK", PREFIX + "TEST_NETWORK_ADDRESS"}
+KNOWN = {PREFIX + key.name.upper() for key in KEYS} | SCRIPT_ONLY
 
 
 class Settings(dict):

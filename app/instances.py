@@ -123,7 +123,8 @@ def request_instance(user: dict, name: str, profile_name: str, image: str, keys_
 
 def available_images() -> set[str]:
     """Image aliases LXD has (a clear error when LXD is down)."""
-    return lxd.image_aliases(lxd.connect(_settings().lxd_socket))
+    client = lxd.connect(_settings().lxd_socket)
+    return lxd.cached(("aliases", _settings().lxd_socket), lambda: lxd.image_aliases(client))
 
 
 def record_event(db, instance_id: int, step: str, message: str) -> None:

@@ -6,6 +6,8 @@ operation to finish (wait=True): nothing returns while LXD is still working.
 """
 import ipaddress
 import logging
+import threading
+import time
 from contextlib import contextmanager
 
 import pylxd
@@ -32,8 +34,26 @@ def translated(action: str):
         raise BackendUnavailable(f"{action}: LXD is not reachable ({error})") from error
 
 
+_clients = threading.local()
+
+
 def connect(socket_path: str, project: str | None = None) -> pylxd.Client:
-    """A client on the daemon's unix socket, optionally scoped to a project."""
+    """A client on the daemon's unix socket, optionally scoped to a project.
+
+    Clients are kept per thread: making one costs a round trip to LXD."""
+    cache = _clients.__dict__.setdefault("by_key", {})
+    key = (socket_path, project)
+    if key not in cache:
+        cache[key] = _new_client(socket_path, project)
+    return cache[key]
+
+
+def forget_clients() -> None:
+    """Drop this thread's cached clients (after LXD restarts)."""
+    _clients.__dict__.pop("by_key", None)
+
+
+def _new_client(socket_path: str, project: str | None) -> pylxd.Client:
     with translated("connecting to LXD"):
         try:
             return pylxd.Client(endpoint=socket_path, project=project)
@@ -122,6 +142,21 @@ def image_aliases(client: pylxd.Client) -> set[str]:
         return {alias["name"] for image in client.images.all() for alias in image.aliases}
 
 
+_image_cache: dict[tuple, tuple[float, object]] = {}
+IMAGE_CACHE_SECONDS = 10.0
+
+
+def cached(key: tuple, load):
+    """A value from load(), reused for IMAGE_CACHE_SECONDS (image metadata
+    changes only when an admin imports an image)."""
+    hit = _image_cache.get(key)
+    if hit and time.monotonic() - hit[0] < IMAGE_CACHE_SECONDS:
+        return hit[1]
+    value = load()
+    _image_cache[key] = (time.monotonic(), value)
+    return value
+
+
 def create_instance(client: pylxd.Client, name: str, image: str, *, config: dict | None = None,
                     devices: dict | None = None, profiles: list[str] | None = None,
                     instance_type: str = "container"):
@@ -190,32 +225,34 @@ def ensure_profile(client: pylxd.Client, name: str, config: dict, devices: dict,
 
 def image_properties(client: pylxd.Client, alias: str) -> dict:
     """The properties of the image behind an alias (os, warren.cloud-init, ...)."""
-    with translated(f"image {alias}"):
-        return dict(client.images.get_by_alias(alias).properties)
+    def load():
+        with translated(f"image {alias}"):
+            return dict(client.images.get_by_alias(alias).properties)
+    return cached(("properties", id(client), alias), load)
 
 
 def get_instance(client: pylxd.Client, name: str):
     """The instance with this name in the client's project, or None."""
     with translated(f"reading instance {name}"):
-        if not client.instances.exists(name):
-            return None
-        return client.instances.get(name)
-
-
-def push_file(instance, path: str, content: str, mode: int = 0o600, uid: int = 0, gid: int = 0) -> None:
-    """Write a file into an instance (works while it is stopped, too)."""
-    with translated(f"writing {path} in {instance.name}"):
-        instance.files.put(path, content.encode(), mode=oct(mode)[2:], uid=uid, gid=gid)
-
-
-def make_directory(instance, path: str, mode: int = 0o700) -> None:
-    """Create a directory in an instance unless it exists."""
-    with translated(f"creating {path} in {instance.name}"):
         try:
-            instance.files.mk_dir(path, mode=oct(mode)[2:], uid=0, gid=0)
+            return client.instances.get(name)
+        except lxd_exceptions.NotFound:
+            return None
+
+
+def push_file(instance, path: str, content: str, mode: int = 0o600, uid: int = 0, gid: int = 0,
+              directory_mode: int = 0o700) -> None:
+    """Write a file into an instance (works while it is stopped, too),
+    creating its directory when the first attempt finds it missing."""
+    folder = path.rsplit("/", 1)[0] or "/"
+    with translated(f"writing {path} in {instance.name}"):
+        try:
+            instance.files.put(path, content.encode(), mode=oct(mode)[2:], uid=uid, gid=gid)
         except lxd_exceptions.LXDAPIException as error:
-            if "exist" not in str(error).lower():
+            if "not found" not in str(error).lower() and "no such file" not in str(error).lower():
                 raise
+            instance.files.mk_dir(folder, mode=oct(directory_mode)[2:], uid=uid, gid=gid)
+            instance.files.put(path, content.encode(), mode=oct(mode)[2:], uid=uid, gid=gid)
 
 
 def set_power(instance, action: str, timeout: int = 30) -> None:

@@ -73,7 +73,8 @@ def provision(db, instance: dict) -> None:
     keys = instance["ssh_keys"].splitlines()
     created = _own_instance(client, instance)
     cloud_init = lxd.image_properties(client, instance["image"]).get("warren.cloud-init") == "true"
-    if created is None:
+    fresh = created is None
+    if fresh:
         config = {"security.idmap.isolated": "true", "user.warren.id": str(instance["id"]),
                   "user.warren.owner": user["username"], "user.warren.hostname": instance["name"]}
         if cloud_init:
@@ -84,10 +85,14 @@ def provision(db, instance: dict) -> None:
                                       devices=devices, profiles=[profile.name],
                                       instance_type=instance["instance_type"])
     if not cloud_init:
-        lxd.make_directory(created, "/root/.ssh", 0o700)
+        # Before the start: pushing while LXD starts the container races in
+        # LXD's file API (the forkfile connection is reset mid-transfer).
         lxd.push_file(created, "/root/.ssh/authorized_keys", "\n".join(keys) + "\n", 0o600)
     _set_status(db, instance, "starting")
-    lxd.set_power(created, "start")
+    if fresh:
+        lxd.start_instance(created)  # known to be stopped: skip the state read
+    else:
+        lxd.set_power(created, "start")
     _set_status(db, instance, "publishing")
     dns.publish_address(dns.zone_from_settings(settings), instance["fqdn"], instance["ipv4"],
                         user["username"])

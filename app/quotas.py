@@ -4,10 +4,11 @@ The check runs inside the reservation transaction (BEGIN IMMEDIATE), so two
 requests cannot both see room for one more instance. The same numbers are
 mirrored into the member's LXD project limits, so LXD refuses too.
 """
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, fields, replace
 
-from .errors import QuotaExceeded
-from .units import format_size
+from .errors import NotFound, QuotaExceeded, ValidationError
+from .units import format_size, parse_size
 
 GiB = 1024 ** 3
 
@@ -38,8 +39,50 @@ RESOURCES = (("instances", "instances", str), ("cpu", "CPUs", str), ("memory", "
 
 
 def quota_for(user: dict) -> Quota:
-    """The allowance of a member, from their tier."""
-    return TIERS[user.get("tier") or "full"]
+    """The allowance of a member: their tier, with their overrides applied."""
+    tier = TIERS[user.get("tier") or "full"]
+    return replace(tier, **json.loads(user.get("quota_overrides") or "{}"))
+
+
+def parse_overrides(pairs: dict[str, str]) -> dict:
+    """Typed overrides from text (memory=8GiB, instances=6, nesting=false);
+    every bad entry is reported at once."""
+    known = {field.name for field in fields(Quota)}
+    overrides, errors = {}, {}
+    for key, text in pairs.items():
+        try:
+            if key not in known:
+                raise ValueError(f"is not a quota (use {', '.join(sorted(known))})")
+            if key in ("memory", "disk"):
+                overrides[key] = parse_size(text)
+            elif key == "nesting":
+                if text.lower() not in ("true", "false"):
+                    raise ValueError("must be true or false")
+                overrides[key] = text.lower() == "true"
+            else:
+                overrides[key] = int(text)
+                if overrides[key] < 0:
+                    raise ValueError("must not be negative")
+        except ValueError as error:
+            errors[key] = [str(error) if "invalid literal" not in str(error) else "must be a whole number"]
+    if errors:
+        raise ValidationError(errors)
+    return overrides
+
+
+def set_quota(db, user_id: int, tier: str | None = None, overrides: dict | None = None) -> None:
+    """Change a member's tier and/or merge quota overrides."""
+    row = db["users"].get(user_id)
+    changes = {}
+    if tier is not None:
+        if tier not in TIERS:
+            raise NotFound(f"No tier {tier!r} (tiers: {', '.join(TIERS)}).")
+        changes["tier"] = tier
+    if overrides:
+        merged = {**json.loads(row["quota_overrides"] or "{}"), **overrides}
+        changes["quota_overrides"] = json.dumps(merged, sort_keys=True)
+    if changes:
+        db["users"].update(user_id, changes)
 
 
 def usage(db, user_id: int) -> dict:

@@ -90,6 +90,10 @@ MIGRATIONS = (
     );
     CREATE INDEX events_instance ON events(instance_id, id);
     """,
+    # 3: per-member quota overrides on top of the tier (JSON object)
+    """
+    ALTER TABLE users ADD COLUMN quota_overrides TEXT NOT NULL DEFAULT '{}';
+    """,
 )
 
 
@@ -102,16 +106,29 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def _create_private(path: str) -> None:
+    """Create the database file owner-only (accounts and sessions live here).
+
+    Never opens an existing file: closing any descriptor of a file drops
+    all of this process's POSIX locks on it, including those of other open
+    SQLite connections, and SQLite would then delete a WAL still in use."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        pass
+
+
 def connect(path: str) -> sqlite_utils.Database:
     """Open the database with the settings every connection needs."""
     try:
-        # Accounts and sessions live here: owner-only, whatever the umask.
-        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+        _create_private(path)
         # isolation_level=None: transactions are explicit (see transaction()).
         conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
     except (OSError, sqlite3.Error) as error:
         raise StoreError(f"cannot open database {path}: {error}") from None
     conn.execute("PRAGMA journal_mode=WAL")
+    # In WAL mode NORMAL never corrupts; a power cut may lose the last commits.
+    conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA busy_timeout=30000")
     return sqlite_utils.Database(conn)

@@ -27,3 +27,18 @@ def test_ensure_admin_once(app, runner):
     assert "nothing to do" in second.output
     listing = runner.invoke(args=["user", "list"])
     assert "admin" in listing.output
+
+
+def test_set_quota_tier_and_overrides(app, runner, make_user):
+    from app import quotas
+    make_user("alice")
+    result = runner.invoke(args=["user", "set-quota", "alice", "--tier", "half", "memory=4GiB",
+                                 "instances=3"])
+    assert result.exit_code == 0, result.output
+    assert "limits.instances=3" in result.output and "limits.memory=4GiB" in result.output
+    assert "limits.cpu=3" in result.output and "nesting=blocked" in result.output
+    with app.app_context():
+        assert quotas.quota_for(accounts.find_user("alice")).memory == 4 * 1024 ** 3
+    bad = runner.invoke(args=["user", "set-quota", "alice", "memory=lots", "cpus=4"])
+    assert bad.exit_code == 1
+    assert "memory:" in bad.output and "cpus: is not a quota" in bad.output

@@ -43,3 +43,22 @@ def test_database_file_is_private(tmp_path):
 def test_unopenable_database_names_the_path(tmp_path):
     with pytest.raises(store.StoreError, match="cannot open database"):
         store.connect(str(tmp_path / "missing-dir" / "w.sqlite3"))
+
+
+def test_opening_more_connections_keeps_the_wal_of_open_ones(tmp_path):
+    """Regression: connect() must not release this process's SQLite locks,
+    or another process's close deletes a WAL that is still in use."""
+    import subprocess
+    import sys
+    path = str(tmp_path / "w.sqlite3")
+    first = store.connect(path)
+    store.migrate(first)
+    first.execute("CREATE TABLE t (x)")
+    second = store.connect(path)  # the same process opens the file again
+    second.conn.close()
+    subprocess.run([sys.executable, "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+                    "c.execute('select 1 from t').fetchall(); c.close()", path], check=True)
+    first.execute("INSERT INTO t VALUES (1)")
+    assert (tmp_path / "w.sqlite3-wal").exists()
+    fresh = store.connect(path)
+    assert fresh.execute("SELECT count(*) FROM t").fetchone()[0] == 1

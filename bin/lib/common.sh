@@ -42,6 +42,13 @@ ensure_venv() {
     fi
 }
 
+use_test_network() {
+    # Tests and benchmarks run scratch Warrens beside the real one. Only one
+    # Warren may hand out addresses on a bridge, so they get their own.
+    export WARREN_LXD_NETWORK=${WARREN_TEST_NETWORK:-warrentest0}
+    export WARREN_NETWORK_ADDRESS=${WARREN_TEST_NETWORK_ADDRESS:-10.88.0.1/24}
+}
+
 load_config() {  # resolve WARREN_* through app.config: one place for defaults
     local exports
     exports=$(cd "$REPO" && "$VENV/bin/python" -m app.config --shell) || exit 2

@@ -1,0 +1,193 @@
+"""Request-to-ready latency of Warren against raw LXD + one DNS update.
+
+Warren: the deployed path, gunicorn (4 workers) and the worker process on a
+scratch database, driven over HTTP: from the POST of the request form (the
+form page itself is loaded before the clock starts, as a member has it open)
+until <name>.<member>.<zone> resolves on the zone's server.
+Baseline, in the same run and member project, with the same image and
+profile: pylxd create + start, then one TSIG-signed dnspython update, then
+the same poll. Runs are interleaved (baseline, Warren, baseline, ...) so
+drift affects both alike. Prints both medians and their ratio.
+
+    bin/bench provision [-n 10] [--image debian-12 --image busybox] [--profile small]
+
+(bin/bench runs it on the test bridge, beside a real Warren without touching
+its addresses.) Each image is measured separately, in its own member project.
+"""
+import argparse
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import dns.message
+import dns.query
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from app import dns as warren_dns, lxd  # noqa: E402
+from app.config import load_settings  # noqa: E402
+
+CSRF = re.compile(r'<input[^>]*name="csrf_token"[^>]*value="([^"]+)"')
+KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGf4LHa0NAKnUXGQjJ3sTRb5KtcQ2yEMgoB0RX8n7H0d "
+       "bench@warren")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_resolves(zone, fqdn: str, timeout: float = 60.0) -> None:
+    query = dns.message.make_query(fqdn, "A")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if dns.query.udp(query, zone.server, port=zone.port, timeout=2).answer:
+            return
+        time.sleep(0.002)
+    raise SystemExit(f"{fqdn} did not resolve within {timeout}s")
+
+
+class Warren:
+    """gunicorn + worker on a scratch database, with one signed-in member."""
+
+    def __init__(self, folder: str, member: str):
+        self.port = free_port()
+        self.env = dict(os.environ, WARREN_DATABASE=f"{folder}/bench.sqlite3",
+                        WARREN_SECRET_KEY="b" * 48, WARREN_WORKER_SOCKET=f"{folder}/worker.sock")
+        flask = [sys.executable, "-m", "flask", "--app", "app"]
+        subprocess.run(flask + ["user", "create", member, "--password-stdin"], cwd=REPO,
+                       env=self.env, input="bench password 1\n", text=True, check=True,
+                       capture_output=True)
+        # Room for the warm-up, N requests and N baseline instances in one project.
+        subprocess.run(flask + ["user", "set-quota", member, "instances=64", "cpu=64",
+                                "memory=64GiB", "disk=512GiB", "processes=64000"],
+                       cwd=REPO, env=self.env, check=True, capture_output=True)
+        self.log = open(f"{folder}/processes.log", "w")
+        self.processes = [
+            subprocess.Popen(flask + ["worker"], cwd=REPO, env=self.env, stdout=self.log,
+                             stderr=self.log),
+            subprocess.Popen([sys.executable, "-m", "gunicorn", "--workers", "4", "--bind",
+                              f"127.0.0.1:{self.port}", "app:create_app()"], cwd=REPO,
+                             env=self.env, stdout=self.log, stderr=self.log)]
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.http = requests.Session()
+        for _ in range(150):
+            try:
+                token = self.token("/login")
+                break
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        self.http.post(self.base + "/login", data={"username": member, "password": "bench password 1",
+                                                   "csrf_token": token})
+
+    def token(self, path: str) -> str:
+        return CSRF.search(self.http.get(self.base + path).text).group(1)
+
+    def request(self, name: str, profile: str, image: str, token: str | None = None) -> str:
+        """POST the form (token: from a form page loaded earlier, as a browser has it)."""
+        response = self.http.post(self.base + "/instances/new", allow_redirects=False, data={
+            "name": name, "profile": profile, "image": image, "keys": KEY,
+            "csrf_token": token or self.token("/instances/new")})
+        if response.status_code != 303:
+            raise SystemExit(f"request failed: {response.status_code} {response.text[:500]}")
+        return response.headers["Location"]
+
+    def delete(self, location: str) -> None:
+        self.http.post(self.base + location + "/delete", data={"csrf_token": self.token("/")})
+
+    def wait_deleted(self, locations: list[str]) -> None:
+        for location in locations:
+            while self.http.get(self.base + location + "/progress").status_code != 404:
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            process.wait(timeout=120)
+
+
+def raw_launch(settings, zone, project: str, name: str, profile: str, image: str, address: str):
+    """The baseline: what Warren does, by hand, with no bookkeeping."""
+    client = lxd.connect(settings.lxd_socket, project=project)
+    instance = client.instances.create({
+        "name": name, "source": {"type": "image", "alias": image}, "profiles": [profile],
+        "config": {"security.idmap.isolated": "true"},
+        "devices": {"eth0": {"type": "nic", "network": settings.lxd_network, "name": "eth0",
+                             "ipv4.address": address}}}, wait=True)
+    instance.start(wait=True)
+    warren_dns.publish_address(zone, f"{name}.raw.{zone.name}", address, "bench-raw")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=10, help="containers per side (default 10)")
+    parser.add_argument("--image", action="append",
+                        help="image alias; repeat for several (default: debian-12 and busybox)")
+    parser.add_argument("--profile", default="small")
+    args = parser.parse_args()
+    for image in args.image or ["debian-12", "busybox"]:
+        measure(args.n, image, args.profile)
+
+
+def measure(n: int, image: str, profile: str) -> None:
+    """One image: N baseline launches and N Warren requests, interleaved."""
+    settings = load_settings()
+    zone = warren_dns.zone_from_settings(settings)
+    member = f"bench{os.getpid()}{image.replace('-', '')[:6]}"
+    project = f"warren-{member}"
+    folder = tempfile.mkdtemp(prefix="warren-bench-")
+    warren = Warren(folder, member)
+    warren_times, raw_times, locations, raw_names = [], [], [], []
+    # The pool's top addresses stay clear of what Warren hands out first.
+    from app.addresses import static_pool
+    raw_addresses = static_pool(settings.network_address)[-n:]
+    try:
+        # Warm-up: the first request creates the member's project and profiles.
+        locations.append(warren.request("warmup", profile, image))
+        wait_resolves(zone, f"warmup.{member}.{zone.name}")
+        for run in range(n):
+            name = f"raw{run}"
+            started = time.perf_counter()
+            raw_launch(settings, zone, project, f"{name}-{member}", profile, image,
+                       raw_addresses[run])
+            wait_resolves(zone, f"{name}-{member}.raw.{zone.name}")
+            raw_times.append(time.perf_counter() - started)
+            raw_names.append(f"{name}-{member}")
+
+            token = warren.token("/instances/new")  # the member has the form open
+            started = time.perf_counter()
+            locations.append(warren.request(f"w{run}", profile, image, token))
+            wait_resolves(zone, f"w{run}.{member}.{zone.name}")
+            warren_times.append(time.perf_counter() - started)
+    finally:
+        for location in locations:
+            warren.delete(location)
+        warren.wait_deleted(locations)
+        client = lxd.connect(settings.lxd_socket, project=project)
+        for name in raw_names:
+            lxd.delete_instance(client, name)
+            warren_dns.remove_name(zone, f"{name}.raw.{zone.name}", "bench-raw")
+        warren.stop()
+        lxd.delete_project(settings.lxd_socket, project)
+
+    raw, ours = statistics.median(raw_times), statistics.median(warren_times)
+    print(f"image={image} profile={profile} n={n}")
+    print(f"raw pylxd create+start + 1 DNS update: median {raw * 1000:.0f} ms "
+          f"(min {min(raw_times) * 1000:.0f}, max {max(raw_times) * 1000:.0f})")
+    print(f"Warren request -> name resolves:       median {ours * 1000:.0f} ms "
+          f"(min {min(warren_times) * 1000:.0f}, max {max(warren_times) * 1000:.0f})")
+    print(f"ratio Warren/raw: {ours / raw:.3f}  (target <= 1.15)")
+
+
+if __name__ == "__main__":
+    main()
