@@ -29,10 +29,10 @@ def server(tmp_path):
     flask = [sys.executable, "-m", "flask", "--app", "app"]
     subprocess.run(flask + ["user", "ensure-admin"], cwd=REPO, env=env, check=True,
                    capture_output=True)
+    log = open(tmp_path / "gunicorn.log", "w")
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "4",
-         "app:create_app()"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-        stderr=open(tmp_path / "gunicorn.log", "w"))
+         "app:create_app()"], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=log)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
@@ -42,11 +42,13 @@ def server(tmp_path):
         except requests.ConnectionError:
             if time.monotonic() > deadline or process.poll() is not None:
                 process.kill()
+                log.close()
                 pytest.fail("gunicorn did not start: " + (tmp_path / "gunicorn.log").read_text())
             time.sleep(0.2)
     yield base
     process.terminate()
     process.wait(timeout=30)
+    log.close()
 
 
 def login(base: str, password: str) -> requests.Session:
