@@ -4,8 +4,10 @@ pylxd's exceptions become Warren's LxdError / BackendUnavailable / NotFound /
 Conflict here, so callers never see the library. Every call waits for its
 operation to finish (wait=True): nothing returns while LXD is still working.
 """
+import fcntl
 import ipaddress
 import logging
+import os
 import threading
 import time
 from contextlib import contextmanager
@@ -157,13 +159,32 @@ def cached(key: tuple, load):
     return value
 
 
+@contextmanager
+def _host_lock(path: str | None):
+    """An exclusive lock shared by every process on the host (flock)."""
+    if path is None:
+        yield
+        return
+    handle = os.open(path, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)
+
+
 def create_instance(client: pylxd.Client, name: str, image: str, *, config: dict | None = None,
                     devices: dict | None = None, profiles: list[str] | None = None,
-                    instance_type: str = "container"):
-    """Create (not start) an instance from a local image alias."""
+                    instance_type: str = "container", lock_path: str | None = None):
+    """Create (not start) an instance from a local image alias.
+
+    With lock_path, creations are serialised host-wide: LXD 5.0 computes an
+    isolated id map while another container being created still has no
+    volatile.idmap.base, reads it as 0, and hands out a range below the
+    subordinate ids, which then fails to start."""
     spec = {"name": name, "type": instance_type, "source": {"type": "image", "alias": image},
             "config": config or {}, "devices": devices or {}, "profiles": profiles or []}
-    with translated(f"creating instance {name}"):
+    with _host_lock(lock_path), translated(f"creating instance {name}"):
         return client.instances.create(spec, wait=True)
 
 
@@ -173,15 +194,26 @@ def start_instance(instance) -> None:
         instance.start(wait=True)
 
 
-def delete_instance(client: pylxd.Client, name: str) -> bool:
-    """Stop (forcefully) and delete an instance; False when it did not exist."""
+def delete_instance(client: pylxd.Client, name: str, attempts: int = 20) -> bool:
+    """Stop (forcefully) and delete an instance; False when it did not exist.
+
+    Retries while LXD is still busy with another operation on it (a start
+    that just failed is followed by LXD's own stop)."""
     with translated(f"deleting instance {name}"):
-        if not client.instances.exists(name):
-            return False
-        instance = client.instances.get(name)
-        if instance.status != "Stopped":
-            instance.stop(force=True, wait=True)
-        instance.delete(wait=True)
+        for attempt in range(attempts):
+            try:
+                instance = client.instances.get(name)
+            except lxd_exceptions.NotFound:
+                return False
+            try:
+                if instance.status != "Stopped":
+                    instance.stop(force=True, wait=True)
+                instance.delete(wait=True)
+                return True
+            except lxd_exceptions.LXDAPIException as error:
+                if "busy" not in str(error).lower() or attempt == attempts - 1:
+                    raise
+                time.sleep(0.25)
         return True
 
 
@@ -195,14 +227,18 @@ def execute(instance, command: list[str]) -> tuple[int, str, str]:
 def ensure_project(client: pylxd.Client, name: str, config: dict, description: str) -> bool:
     """Create a project, or bring the given keys back in line; True when changed."""
     with translated(f"project {name}"):
-        if client.projects.exists(name):
-            project = client.projects.get(name)
-            if all(project.config.get(key) == value for key, value in config.items()):
-                return False
-            project.config.update(config)
-            project.save(wait=True)
-            return True
-        client.projects.create(name, config=config, description=description)
+        if not client.projects.exists(name):
+            try:
+                client.projects.create(name, config=config, description=description)
+                return True
+            except lxd_exceptions.LXDAPIException as error:
+                if "already exists" not in str(error):
+                    raise  # otherwise someone else made it meanwhile: bring it in line
+        project = client.projects.get(name)
+        if all(project.config.get(key) == value for key, value in config.items()):
+            return False
+        project.config.update(config)
+        project.save(wait=True)
         return True
 
 
@@ -211,15 +247,19 @@ def ensure_profile(client: pylxd.Client, name: str, config: dict, devices: dict,
     """Create a profile in the client's project, or make it exactly this; LXD
     applies a changed profile to running instances live. True when changed."""
     with translated(f"profile {name}"):
-        if client.profiles.exists(name):
-            profile = client.profiles.get(name)
-            if profile.config == config and profile.devices == devices \
-                    and profile.description == description:
-                return False
-            profile.config, profile.devices, profile.description = config, devices, description
-            profile.save(wait=True)
-            return True
-        client.profiles.create(name, config=config, devices=devices, description=description)
+        if not client.profiles.exists(name):
+            try:
+                client.profiles.create(name, config=config, devices=devices, description=description)
+                return True
+            except lxd_exceptions.LXDAPIException as error:
+                if "already exists" not in str(error):
+                    raise  # otherwise someone else made it meanwhile: bring it in line
+        profile = client.profiles.get(name)
+        if profile.config == config and profile.devices == devices \
+                and profile.description == description:
+            return False
+        profile.config, profile.devices, profile.description = config, devices, description
+        profile.save(wait=True)
         return True
 
 
@@ -298,8 +338,8 @@ def delete_project(socket_path: str, name: str) -> bool:
             return False
     scoped = connect(socket_path, project=name)
     with translated(f"deleting project {name}"):
-        for instance in scoped.instances.all():
-            delete_instance(scoped, instance.name)
+        for instance_name in instance_states(scoped):  # pylxd's .all() names carry ?project=
+            delete_instance(scoped, instance_name)
         for profile in scoped.profiles.all():
             if profile.name != "default":
                 profile.delete()

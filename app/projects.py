@@ -15,6 +15,7 @@ from .quotas import Quota
 PREFIX = "warren-"
 _applied: dict[str, str] = {}  # project -> digest of what was last applied
 _applied_lock = threading.Lock()
+_project_locks: dict[str, threading.Lock] = {}
 
 
 def project_name(username: str) -> str:
@@ -57,13 +58,18 @@ def ensure_member_project(settings, username: str, quota: Quota, profiles: dict)
     with _applied_lock:
         if _applied.get(name) == digest:
             return name
-    client = lxd.connect(settings.lxd_socket)
-    lxd.ensure_project(client, name, config, f"Warren member {username}")
-    member_client = lxd.connect(settings.lxd_socket, project=name)
-    for profile_name, (profile_config, devices, description) in wanted.items():
-        lxd.ensure_profile(member_client, profile_name, profile_config, devices, description)
-    with _applied_lock:
-        _applied[name] = digest
+        lock = _project_locks.setdefault(name, threading.Lock())
+    with lock:  # one thread brings a project in line; the others then find it done
+        with _applied_lock:
+            if _applied.get(name) == digest:
+                return name
+        client = lxd.connect(settings.lxd_socket)
+        lxd.ensure_project(client, name, config, f"Warren member {username}")
+        member_client = lxd.connect(settings.lxd_socket, project=name)
+        for profile_name, (profile_config, devices, description) in wanted.items():
+            lxd.ensure_profile(member_client, profile_name, profile_config, devices, description)
+        with _applied_lock:
+            _applied[name] = digest
     return name
 
 

@@ -83,7 +83,8 @@ def provision(db, instance: dict) -> None:
                             "ipv4.address": instance["ipv4"]}}
         created = lxd.create_instance(client, lxd_name(instance), instance["image"], config=config,
                                       devices=devices, profiles=[profile.name],
-                                      instance_type=instance["instance_type"])
+                                      instance_type=instance["instance_type"],
+                                      lock_path=f"{settings.data_dir}/lxd-create.lock")
     if not cloud_init:
         # Before the start: pushing while LXD starts the container races in
         # LXD's file API (the forkfile connection is reset mid-transfer).

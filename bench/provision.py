@@ -16,10 +16,7 @@ its addresses.) Each image is measured separately, in its own member project.
 """
 import argparse
 import os
-import re
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,23 +24,16 @@ from pathlib import Path
 
 import dns.message
 import dns.query
-import requests
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from app import dns as warren_dns, lxd  # noqa: E402
 from app.config import load_settings  # noqa: E402
+from live import LiveWarren  # noqa: E402
 
-CSRF = re.compile(r'<input[^>]*name="csrf_token"[^>]*value="([^"]+)"')
 KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGf4LHa0NAKnUXGQjJ3sTRb5KtcQ2yEMgoB0RX8n7H0d "
        "bench@warren")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_resolves(zone, fqdn: str, timeout: float = 60.0) -> None:
@@ -54,66 +44,6 @@ def wait_resolves(zone, fqdn: str, timeout: float = 60.0) -> None:
             return
         time.sleep(0.002)
     raise SystemExit(f"{fqdn} did not resolve within {timeout}s")
-
-
-class Warren:
-    """gunicorn + worker on a scratch database, with one signed-in member."""
-
-    def __init__(self, folder: str, member: str):
-        self.port = free_port()
-        self.env = dict(os.environ, WARREN_DATABASE=f"{folder}/bench.sqlite3",
-                        WARREN_SECRET_KEY="b" * 48, WARREN_WORKER_SOCKET=f"{folder}/worker.sock")
-        flask = [sys.executable, "-m", "flask", "--app", "app"]
-        subprocess.run(flask + ["user", "create", member, "--password-stdin"], cwd=REPO,
-                       env=self.env, input="bench password 1\n", text=True, check=True,
-                       capture_output=True)
-        # Room for the warm-up, N requests and N baseline instances in one project.
-        subprocess.run(flask + ["user", "set-quota", member, "instances=64", "cpu=64",
-                                "memory=64GiB", "disk=512GiB", "processes=64000"],
-                       cwd=REPO, env=self.env, check=True, capture_output=True)
-        self.log = open(f"{folder}/processes.log", "w")
-        self.processes = [
-            subprocess.Popen(flask + ["worker"], cwd=REPO, env=self.env, stdout=self.log,
-                             stderr=self.log),
-            subprocess.Popen([sys.executable, "-m", "gunicorn", "--workers", "4", "--bind",
-                              f"127.0.0.1:{self.port}", "app:create_app()"], cwd=REPO,
-                             env=self.env, stdout=self.log, stderr=self.log)]
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.http = requests.Session()
-        for _ in range(150):
-            try:
-                token = self.token("/login")
-                break
-            except requests.ConnectionError:
-                time.sleep(0.2)
-        self.http.post(self.base + "/login", data={"username": member, "password": "bench password 1",
-                                                   "csrf_token": token})
-
-    def token(self, path: str) -> str:
-        return CSRF.search(self.http.get(self.base + path).text).group(1)
-
-    def request(self, name: str, profile: str, image: str, token: str | None = None) -> str:
-        """POST the form (token: from a form page loaded earlier, as a browser has it)."""
-        response = self.http.post(self.base + "/instances/new", allow_redirects=False, data={
-            "name": name, "profile": profile, "image": image, "keys": KEY,
-            "csrf_token": token or self.token("/instances/new")})
-        if response.status_code != 303:
-            raise SystemExit(f"request failed: {response.status_code} {response.text[:500]}")
-        return response.headers["Location"]
-
-    def delete(self, location: str) -> None:
-        self.http.post(self.base + location + "/delete", data={"csrf_token": self.token("/")})
-
-    def wait_deleted(self, locations: list[str]) -> None:
-        for location in locations:
-            while self.http.get(self.base + location + "/progress").status_code != 404:
-                time.sleep(0.2)
-
-    def stop(self) -> None:
-        for process in self.processes:
-            process.terminate()
-        for process in self.processes:
-            process.wait(timeout=120)
 
 
 def raw_launch(settings, zone, project: str, name: str, profile: str, image: str, address: str):
@@ -145,15 +75,27 @@ def measure(n: int, image: str, profile: str) -> None:
     zone = warren_dns.zone_from_settings(settings)
     member = f"bench{os.getpid()}{image.replace('-', '')[:6]}"
     project = f"warren-{member}"
-    folder = tempfile.mkdtemp(prefix="warren-bench-")
-    warren = Warren(folder, member)
+    live = LiveWarren(tempfile.mkdtemp(prefix="warren-bench-"))
+    # Room for the warm-up, N requests and N baseline instances in one project.
+    live.add_member(member, "instances=64", "cpu=64", "memory=64GiB", "disk=512GiB",
+                    "processes=64000")
+    live.start()
+    browser = live.session(member)
+
+    def request(name: str, token: str | None = None) -> str:
+        response = browser.submit("/instances/new", token, name=name, profile=profile,
+                                  image=image, keys=KEY)
+        if response.status_code != 303:
+            raise SystemExit(f"request failed: {response.status_code} {response.text[:500]}")
+        return response.headers["Location"]
+
     warren_times, raw_times, locations, raw_names = [], [], [], []
     # The pool's top addresses stay clear of what Warren hands out first.
     from app.addresses import static_pool
     raw_addresses = static_pool(settings.network_address)[-n:]
     try:
         # Warm-up: the first request creates the member's project and profiles.
-        locations.append(warren.request("warmup", profile, image))
+        locations.append(request("warmup"))
         wait_resolves(zone, f"warmup.{member}.{zone.name}")
         for run in range(n):
             name = f"raw{run}"
@@ -164,20 +106,21 @@ def measure(n: int, image: str, profile: str) -> None:
             raw_times.append(time.perf_counter() - started)
             raw_names.append(f"{name}-{member}")
 
-            token = warren.token("/instances/new")  # the member has the form open
+            token = browser.token("/instances/new")  # the member has the form open
             started = time.perf_counter()
-            locations.append(warren.request(f"w{run}", profile, image, token))
+            locations.append(request(f"w{run}", token))
             wait_resolves(zone, f"w{run}.{member}.{zone.name}")
             warren_times.append(time.perf_counter() - started)
     finally:
         for location in locations:
-            warren.delete(location)
-        warren.wait_deleted(locations)
+            browser.submit(location + "/delete")
+        for location in locations:
+            browser.wait_gone(location)
         client = lxd.connect(settings.lxd_socket, project=project)
         for name in raw_names:
             lxd.delete_instance(client, name)
             warren_dns.remove_name(zone, f"{name}.raw.{zone.name}", "bench-raw")
-        warren.stop()
+        live.stop()
         lxd.delete_project(settings.lxd_socket, project)
 
     raw, ours = statistics.median(raw_times), statistics.median(warren_times)

@@ -1,0 +1,127 @@
+"""Warren as bin/up runs it, on a scratch database: gunicorn (4 workers) and
+the worker process, driven over HTTP. Used by the tests and bench/."""
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
+CSRF = re.compile(r'<input[^>]*name="csrf_token"[^>]*value="([^"]+)"')
+PASSWORD = "live password 1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveWarren:
+    """Start with .start(), stop with .stop(); folder holds the database and logs."""
+
+    def __init__(self, folder, workers: int = 4, worker: bool = True):
+        self.folder = Path(folder)
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.env = dict(os.environ, WARREN_DATABASE=str(self.folder / "warren.sqlite3"),
+                        WARREN_SECRET_KEY="l" * 48,
+                        WARREN_WORKER_SOCKET=str(self.folder / "worker.sock"))
+        self.workers = workers
+        self.with_worker = worker
+        self.processes: list[subprocess.Popen] = []
+
+    def flask(self, *args: str, stdin: str | None = None) -> str:
+        """Run a `flask --app app` command against this Warren's database."""
+        result = subprocess.run([sys.executable, "-m", "flask", "--app", "app", *args], cwd=REPO,
+                                env=self.env, input=stdin, text=True, capture_output=True)
+        if result.returncode:
+            raise RuntimeError(f"flask {' '.join(args)} failed: {result.stderr}")
+        return result.stdout
+
+    def add_member(self, username: str, *quota: str, role: str = "member") -> None:
+        """Create an account (password PASSWORD), with optional set-quota arguments."""
+        self.flask("user", "create", username, "--role", role, "--password-stdin",
+                   stdin=PASSWORD + "\n")
+        if quota:
+            self.flask("user", "set-quota", username, *quota)
+
+    def start(self) -> "LiveWarren":
+        self.log = open(self.folder / "processes.log", "w")
+        self.flask("db", "migrate")
+        if self.with_worker:
+            self.processes.append(subprocess.Popen(
+                [sys.executable, "-m", "flask", "--app", "app", "worker"], cwd=REPO, env=self.env,
+                stdout=self.log, stderr=self.log))
+        self.processes.append(subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--workers", str(self.workers), "--bind",
+             f"127.0.0.1:{self.port}", "app:create_app()"], cwd=REPO, env=self.env,
+            stdout=self.log, stderr=self.log))
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(self.base + "/login", timeout=1)
+                return self
+            except requests.ConnectionError:
+                if time.monotonic() > deadline or any(p.poll() is not None for p in self.processes):
+                    self.stop()
+                    raise RuntimeError("Warren did not start: "
+                                       + (self.folder / "processes.log").read_text()[-2000:])
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            process.wait(timeout=120)
+        self.processes.clear()
+        self.log.close()
+
+    def session(self, username: str, password: str = PASSWORD) -> "Browser":
+        browser = Browser(self.base)
+        browser.login(username, password)
+        return browser
+
+
+class Browser(requests.Session):
+    """A signed-in HTTP client that fills CSRF tokens like a browser."""
+
+    def __init__(self, base: str):
+        super().__init__()
+        self.base = base
+
+    def token(self, path: str = "/") -> str:
+        return CSRF.search(self.get(self.base + path).text).group(1)
+
+    def login(self, username: str, password: str) -> requests.Response:
+        return self.post(self.base + "/login", allow_redirects=False, data={
+            "username": username, "password": password, "csrf_token": self.token("/login")})
+
+    def submit(self, path: str, token: str | None = None, **data) -> requests.Response:
+        """POST a form; token from a page loaded before (else fetched now)."""
+        data["csrf_token"] = token or self.token("/")
+        return self.post(self.base + path, data=data, allow_redirects=False)
+
+    def progress(self, location: str) -> dict | None:
+        response = self.get(self.base + location + "/progress")
+        return None if response.status_code == 404 else response.json()
+
+    def wait_settled(self, location: str, timeout: float = 90) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            progress = self.progress(location)
+            if progress and progress["status"] in ("ready", "failed", "delete-failed"):
+                return progress
+            time.sleep(0.1)
+        raise TimeoutError(f"{location} did not settle: {progress}")
+
+    def wait_gone(self, location: str, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while self.progress(location) is not None:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{location} was not deleted")
+            time.sleep(0.1)
