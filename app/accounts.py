@@ -2,7 +2,7 @@
 import re
 import secrets
 
-from . import passwords, sessions
+from . import passwords, sessions, throttle
 from .errors import AuthenticationFailed, Conflict, NotFound, ValidationError
 from .store import get_db, now, transaction
 
@@ -90,6 +90,20 @@ def authenticate(username: str, password: str) -> dict:
     if passwords.needs_rehash(row["password_hash"]):
         db["users"].update(row["id"], {"password_hash": passwords.hash_password(password)})
     return _public(row)
+
+
+def sign_in(username: str, password: str, address: str) -> dict:
+    """authenticate(), throttled per user name and client address; blocked
+    attempts are refused before any password hashing."""
+    db = get_db()
+    throttle.check(db, username, address)
+    try:
+        user = authenticate(username, password)
+    except AuthenticationFailed:
+        throttle.record_failure(db, username, address)
+        raise
+    throttle.clear(db, username)
+    return user
 
 
 def set_password(user_id: int, password: str, keep_session: str | None = None) -> None:

@@ -30,6 +30,10 @@ class AuthenticationFailed(WarrenError):
     """Wrong user name or password (deliberately not saying which)."""
 
 
+class TooManyAttempts(WarrenError):
+    """Sign-ins are blocked for a while after repeated failures."""
+
+
 class NotFound(WarrenError):
     """The thing does not exist, or the caller may not know it does."""
 
@@ -65,6 +69,7 @@ class LxdError(BackendError):
 STATUS = (
     (ValidationError, 422),
     (AuthenticationFailed, 401),
+    (TooManyAttempts, 429),
     (NotFound, 404),
     (Forbidden, 403),
     (Conflict, 409),

@@ -160,3 +160,22 @@ def test_json_clients_get_json_errors(client):
     response = client.get("/no-such-page", headers={"Accept": "application/json"})
     assert response.status_code == 404
     assert response.get_json() == {"error": "Not found."}
+
+
+def test_throttle_per_address_and_reset_on_success(app, client, auth, make_user):
+    from app import throttle
+    from app.store import get_db
+    make_user("alice")
+    for _ in range(4):
+        assert auth.login("alice", "wrong password!").status_code == 401
+    assert auth.login("alice").status_code == 302  # success clears the user's count
+    auth.logout()
+    for _ in range(4):
+        assert auth.login("alice", "wrong password!").status_code == 401
+    assert auth.login("alice").status_code == 302
+    auth.logout()
+    with app.app_context():  # one address trying many names is blocked too
+        for number in range(throttle.LIMITS["address"]):
+            throttle.record_failure(get_db(), f"name{number}", "127.0.0.1")
+    response = auth.login("alice")
+    assert response.status_code == 429 and "Too many failed sign-ins" in response.get_data(as_text=True)

@@ -4,7 +4,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
 
 from .. import accounts
-from ..errors import AuthenticationFailed, ValidationError
+from ..errors import AuthenticationFailed, TooManyAttempts, ValidationError
 from ..forms import LoginForm, PasswordChangeForm
 from .guards import login_required
 
@@ -33,10 +33,14 @@ def login():
     status = 200
     if form.validate_on_submit():
         try:
-            user = accounts.authenticate(form.username.data, form.password.data)
+            user = accounts.sign_in(form.username.data, form.password.data,
+                                    request.remote_addr or "unknown")
         except AuthenticationFailed as error:
             form.form_errors.append(str(error))
             status = 401
+        except TooManyAttempts as error:
+            form.form_errors.append(str(error))
+            status = 429
         else:
             _start_session(user)
             return redirect(_safe_next(request.args.get("next")))
@@ -59,11 +63,14 @@ def change_password():
     status = 200
     if form.validate_on_submit():
         try:
-            accounts.authenticate(g.user["username"], form.current.data)
+            accounts.sign_in(g.user["username"], form.current.data, request.remote_addr or "unknown")
             accounts.set_password(g.user["id"], form.password.data)
         except AuthenticationFailed:
             form.current.errors.append("This is not your current password.")
             status = 422
+        except TooManyAttempts as error:
+            form.current.errors.append(str(error))
+            status = 429
         except ValidationError as error:
             form.password.errors.extend(error.errors.get("password", []))
             status = 422

@@ -1,0 +1,103 @@
+"""Sweeps over every route in app.url_map: CSRF on every POST, no GET
+changes state, and another member's ids always give 404."""
+import hashlib
+import json
+
+import pytest
+
+from app.store import get_db, now
+from conftest import Auth, csrf_token
+
+ACTIONS = ("start", "stop", "restart", "delete")
+VOLATILE_TABLES = {"sessions", "login_failures"}
+
+
+def instance_row(app, username):
+    """A ready instance row for a member (no LXD needed: every check below
+    happens before Warren would touch LXD)."""
+    with app.app_context():
+        db = get_db()
+        user = db.execute("SELECT id FROM users WHERE username = ?", [username]).fetchone()[0]
+        return db["instances"].insert({
+            "user_id": user, "name": "secret", "project": f"warren-{username}", "profile": "small",
+            "image": "busybox", "instance_type": "container",
+            "fqdn": f"secret.{username}.vm.example.test", "ipv4": None, "ssh_keys": "",
+            "cpu": 1, "memory": 1, "disk": 1, "processes": 1, "status": "ready", "error": None,
+            "lease_expires_at": None, "created_at": now(), "updated_at": now()}).last_pk
+
+
+def urls(app, method, values):
+    """Every URL of the app for a method, with placeholders filled in."""
+    found = []
+    for rule in app.url_map.iter_rules():
+        if method not in rule.methods or rule.endpoint == "static":
+            continue
+        options = [dict()]
+        for argument in rule.arguments:
+            choices = ACTIONS if argument == "action" else [values[argument]]
+            options = [dict(option, **{argument: choice}) for option in options for choice in choices]
+        found += [_build(app, rule, option) for option in options]
+    return found
+
+
+def _build(app, rule, arguments):
+    with app.test_request_context():
+        from flask import url_for
+        return url_for(rule.endpoint, **arguments)
+
+
+@pytest.fixture
+def two_members(app, client, make_user):
+    make_user("alice")
+    make_user("bob")
+    bob_instance = instance_row(app, "bob")
+    Auth(client).login("alice")
+    return bob_instance
+
+
+def test_every_post_route_needs_a_csrf_token(app, client, two_members):
+    own = instance_row(app, "alice")
+    posts = urls(app, "POST", {"instance_id": own})
+    assert len(posts) >= 7  # login, logout, password, new instance, 4 actions...
+    for url in posts:
+        response = client.post(url, data={})
+        assert response.status_code == 400, url
+        response = client.post(url, data={"csrf_token": "forged"})
+        assert response.status_code == 400, url
+    with app.app_context():
+        assert get_db()["jobs"].count == 0  # nothing was queued
+    assert client.get("/").status_code == 200  # and alice is still signed in
+
+
+def state_digest(app):
+    with app.app_context():
+        db = get_db()
+        data = {table: [list(row) for row in db.execute(f"SELECT * FROM {table} ORDER BY rowid")]
+                for table in db.table_names() if table not in VOLATILE_TABLES}
+    return hashlib.sha256(json.dumps(data, default=str).encode()).hexdigest()
+
+
+def test_no_get_route_changes_state(app, client, two_members):
+    own = instance_row(app, "alice")
+    before = state_digest(app)
+    gets = urls(app, "GET", {"instance_id": own})
+    assert len(gets) >= 7
+    for url in gets:
+        assert client.get(url).status_code < 500, url
+    assert state_digest(app) == before
+
+
+def test_every_route_with_another_members_id_is_404(app, client, two_members):
+    token = csrf_token(client.get("/").get_data(as_text=True))
+    checked = 0
+    for method in ("GET", "POST"):
+        for url in urls(app, method, {"instance_id": two_members}):
+            if str(two_members) not in url.split("/"):
+                continue
+            response = client.open(url, method=method, data={"csrf_token": token})
+            assert response.status_code == 404, (method, url)
+            checked += 1
+    assert checked >= 6  # page, progress, and the four actions
+    with app.app_context():
+        assert get_db()["jobs"].count == 0
+        assert get_db()["instances"].get(two_members)["status"] == "ready"
