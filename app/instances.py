@@ -121,6 +121,11 @@ def request_instance(user: dict, name: str, profile_name: str, image: str, keys_
     return get_instance(user, instance_id)
 
 
+def usage(user: dict) -> dict:
+    """What the member's instances take now."""
+    return quotas.usage(get_db(), user["id"])
+
+
 def available_images() -> set[str]:
     """Image aliases LXD has (a clear error when LXD is down)."""
     client = lxd.connect(_settings().lxd_socket)

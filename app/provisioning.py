@@ -76,7 +76,8 @@ def provision(db, instance: dict) -> None:
     fresh = created is None
     if fresh:
         config = {"security.idmap.isolated": "true", "user.warren.id": str(instance["id"]),
-                  "user.warren.owner": user["username"], "user.warren.hostname": instance["name"]}
+                  "user.warren.owner": user["username"], "user.warren.hostname": instance["name"],
+                  "limits.cpu.priority": str(quotas.cpu_priority(quotas.quota_for(user), profile))}
         if cloud_init:
             config["user.user-data"] = cloud_config(keys)
         devices = {"eth0": {"type": "nic", "network": settings.lxd_network, "name": "eth0",

@@ -21,6 +21,7 @@ class Quota:
     disk: int  # bytes
     processes: int
     nesting: bool
+    cpu_priority: int  # cap on LXD's limits.cpu.priority (0-10) for this member's instances
 
     def lxd_limits(self) -> dict:
         """The aggregate limits of the member's LXD project."""
@@ -29,10 +30,13 @@ class Quota:
                 "limits.processes": str(self.processes)}
 
 
-# A co-op's two shares: a half share has half of everything.
+# A co-op's two shares: a half share has half of everything and a lower CPU
+# priority (like running at nice 10), so under contention full shares win.
 TIERS = {
-    "full": Quota(instances=4, cpu=6, memory=6 * GiB, disk=40 * GiB, processes=6000, nesting=True),
-    "half": Quota(instances=2, cpu=3, memory=3 * GiB, disk=20 * GiB, processes=3000, nesting=False),
+    "full": Quota(instances=4, cpu=6, memory=6 * GiB, disk=40 * GiB, processes=6000, nesting=True,
+                  cpu_priority=10),
+    "half": Quota(instances=2, cpu=3, memory=3 * GiB, disk=20 * GiB, processes=3000, nesting=False,
+                  cpu_priority=5),
 }
 RESOURCES = (("instances", "instances", str), ("cpu", "CPUs", str), ("memory", "memory", format_size),
              ("disk", "root disk", format_size), ("processes", "processes", str))
@@ -92,6 +96,18 @@ def usage(db, user_id: int) -> dict:
         "coalesce(sum(processes), 0) FROM instances WHERE user_id = ? AND status != 'failed'",
         [user_id]).fetchone()
     return dict(zip(("instances", "cpu", "memory", "disk", "processes"), row))
+
+
+def cpu_priority(quota: Quota, profile) -> int:
+    """The instance's CPU priority: the profile's, capped by the member's share."""
+    return min(profile.limits.cpu_priority, quota.cpu_priority)
+
+
+def usage_table(quota: Quota, used: dict) -> list[dict]:
+    """Used and allowed for every resource, ready to show."""
+    return [{"resource": label, "used": show(used[key]), "allowed": show(getattr(quota, key)),
+             "percent": min(100, round(100 * used[key] / getattr(quota, key))) if getattr(quota, key) else 100}
+            for key, label, show in RESOURCES]
 
 
 def check_room(quota: Quota, used: dict, profile) -> None:

@@ -110,6 +110,10 @@ def test_request_builds_a_running_unprivileged_limited_instance_that_resolves(
     assert progress["ipv4"] in addresses.static_pool(settings.network_address)
     dashboard = alice.get("/").get_data(as_text=True)
     assert "Running" in dashboard and fqdn in dashboard and progress["ipv4"] in dashboard
+    assert instance.config["limits.cpu.priority"] == "10"
+    usage = alice.get("/usage").get_data(as_text=True)
+    assert "<td>instances</td><td>1</td><td>4</td>" in usage
+    assert "<td>memory</td><td>512MiB</td><td>6GiB</td>" in usage
 
     assert post_action(alice, location, "delete").status_code == 303
     wait_gone(alice, location)
@@ -192,6 +196,7 @@ def test_half_share_gets_no_nesting(settings, worker, members):
     launch(bob)
     project = lxd.connect(settings.lxd_socket).projects.get(project_name(bob.username))
     assert project.config["restricted.containers.nesting"] == "block"
+    assert member_instance(settings, bob).config["limits.cpu.priority"] == "5"  # half share
     assert not lxd.connect(settings.lxd_socket, project=project.name).profiles.exists("nested")
 
 

@@ -42,3 +42,19 @@ def test_pool_and_dynamic_range_split_the_bridge_network():
     low, high = addresses.dynamic_range("10.87.0.1/24").split("-")
     assert "10.87.0.1" not in pool and pool[0] == "10.87.0.2"
     assert pool[-1] < low and high == "10.87.0.254"
+
+
+def test_half_share_caps_cpu_priority():
+    assert quotas.cpu_priority(quotas.TIERS["full"], profile()) == 5
+    capped = Profile("p", "t", "container", Limits(1, GiB, GiB, 100, "100%", 10), ("busybox",))
+    assert quotas.cpu_priority(quotas.TIERS["full"], capped) == 10
+    assert quotas.cpu_priority(quotas.TIERS["half"], capped) == 5
+
+
+def test_usage_table_shows_every_resource():
+    used = {"instances": 1, "cpu": 1, "memory": GiB // 2, "disk": 4 * GiB, "processes": 500}
+    rows = quotas.usage_table(quotas.TIERS["full"], used)
+    assert [row["resource"] for row in rows] == ["instances", "CPUs", "memory", "root disk",
+                                                 "processes"]
+    assert rows[0] == {"resource": "instances", "used": "1", "allowed": "4", "percent": 25}
+    assert rows[2]["used"] == "512MiB" and rows[2]["allowed"] == "6GiB"

@@ -35,6 +35,14 @@ def _fill_choices(form: InstanceRequestForm) -> dict:
     return profiles
 
 
+@bp.route("/usage")
+@login_required
+def usage():
+    quota = quotas.quota_for(g.user)
+    return render_template("member/usage.html", tier=g.user["tier"], quota=quota,
+                           rows=quotas.usage_table(quota, instances.usage(g.user)))
+
+
 @bp.route("/instances/new", methods=["GET", "POST"])
 @login_required
 def new_instance():
