@@ -5,12 +5,13 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from . import accounts, addresses, lxd, quotas, store
+from . import accounts, addresses, lxd, projects, quotas, store
 from .errors import WarrenError
 
 user_cli = AppGroup("user", help="Create accounts and reset passwords.")
 db_cli = AppGroup("db", help="The database schema.")
 host_cli = AppGroup("host", help="Prepare this host's LXD for Warren.")
+tier_cli = AppGroup("tier", help="Share tiers: the default quotas members get.")
 
 
 def _fail(error: WarrenError):
@@ -53,25 +54,65 @@ def reset_password(username, password_stdin):
     click.echo(f"password of {username} changed; their sessions were signed out")
 
 
+def _pairs(items) -> dict:
+    try:
+        return dict(item.split("=", 1) for item in items)
+    except ValueError:
+        click.echo("error: write values as key=value, e.g. memory=8GiB", err=True)
+        sys.exit(1)
+
+
+def _describe(quota) -> str:
+    return (", ".join(f"{key}={value}" for key, value in quota.lxd_limits().items())
+            + f", nesting={'allowed' if quota.nesting else 'blocked'}, cpu_priority={quota.cpu_priority}")
+
+
+def _mirror(usernames: list[str]) -> None:
+    """Push changed quotas into existing LXD projects now."""
+    try:
+        for name in projects.sync_existing(current_app.config["WARREN"], store.get_db(), usernames):
+            click.echo(f"LXD project {name}: limits updated")
+    except WarrenError as error:
+        click.echo(f"warning: LXD projects not updated now ({error}); they follow on the next "
+                   "request", err=True)
+
+
 @user_cli.command("set-quota")
 @click.argument("username")
-@click.option("--tier", type=click.Choice(sorted(quotas.TIERS)), help="The member's share tier.")
+@click.option("--tier", help="The member's share tier (see `flask tier list`).")
 @click.argument("overrides", nargs=-1)
 def set_quota(username, tier, overrides):
     """Set a member's tier and overrides, e.g. set-quota alice instances=6 memory=8GiB."""
     try:
-        pairs = dict(item.split("=", 1) for item in overrides)
-    except ValueError:
-        click.echo("error: write overrides as key=value, e.g. memory=8GiB", err=True)
-        sys.exit(1)
-    try:
         user = accounts.find_user(username)
-        quotas.set_quota(store.get_db(), user["id"], tier, quotas.parse_overrides(pairs))
-        quota = quotas.quota_for(accounts.get_user(user["id"]))
+        quotas.set_quota(store.get_db(), user["id"], tier, quotas.parse_overrides(_pairs(overrides)))
+        quota = quotas.quota_for(store.get_db(), accounts.get_user(user["id"]))
     except WarrenError as error:
         _fail(error)
-    click.echo(f"{username}: " + ", ".join(f"{key}={value}" for key, value in quota.lxd_limits().items())
-               + f", nesting={'allowed' if quota.nesting else 'blocked'}")
+    click.echo(f"{username}: {_describe(quota)}")
+    _mirror([username])
+
+
+@tier_cli.command("list")
+def list_tiers():
+    """Show every share tier."""
+    for name, quota in quotas.tiers(store.get_db()).items():
+        click.echo(f"{name:<12} {_describe(quota)}")
+
+
+@tier_cli.command("set")
+@click.argument("name")
+@click.argument("values", nargs=-1)
+def set_tier(name, values):
+    """Create or change a tier, e.g. `tier set half memory=4GiB cpu_priority=5`."""
+    db = store.get_db()
+    try:
+        quota = quotas.set_tier(db, name, quotas.parse_overrides(_pairs(values)))
+    except WarrenError as error:
+        _fail(error)
+    click.echo(f"{name}: {_describe(quota)}")
+    members = [row[0] for row in db.execute("SELECT username FROM users WHERE tier = ?", [name])]
+    _mirror(members)
 
 
 @user_cli.command("list")
@@ -135,5 +176,5 @@ def run_worker():
 
 def init_app(app):
     """Register the command groups."""
-    for group in (user_cli, db_cli, host_cli, run_worker):
+    for group in (user_cli, db_cli, host_cli, tier_cli, run_worker):
         app.cli.add_command(group)

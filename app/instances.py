@@ -80,7 +80,7 @@ def request_instance(user: dict, name: str, profile_name: str, image: str, keys_
     problems = _check_name(name, user["username"], settings.dns_zone)
     if problems:
         errors["name"] = problems
-    quota = quotas.quota_for(user)
+    quota = quotas.quota_for(get_db(), user)
     profile = usable_profiles(current_profiles(), quota).get(profile_name or "")
     if profile is None:
         errors["profile"] = [f"Choose one of: {', '.join(sorted(usable_profiles(current_profiles(), quota)))}."]
@@ -98,6 +98,7 @@ def request_instance(user: dict, name: str, profile_name: str, image: str, keys_
     with transaction(db):
         if db["instances"].count_where("user_id = ? AND name = ?", [user["id"], name]):
             raise ValidationError({"name": [f"You already have an instance named {name}."]})
+        quota = quotas.quota_for(db, user)  # read again inside the write lock
         quotas.check_room(quota, quotas.usage(db, user["id"]), profile)
         address = addresses.allocate(db, settings.network_address)
         if address is None:
@@ -115,10 +116,17 @@ def request_instance(user: dict, name: str, profile_name: str, image: str, keys_
         for key in keys:
             db.execute("INSERT OR IGNORE INTO ssh_keys (user_id, fingerprint, public_key, created_at) "
                        "VALUES (?, ?, ?, ?)", [user["id"], key.fingerprint, key.line, stamp])
+        # Recheck with the reservation in place: the sum must still fit.
+        quotas.check_within(quota, quotas.usage(db, user["id"]))
         jobs.enqueue(db, instance_id, "provision")
         record_event(db, instance_id, "queued", "Request accepted; waiting for the worker.")
     jobs.wake_worker(settings)
     return get_instance(user, instance_id)
+
+
+def member_quota(user: dict) -> quotas.Quota:
+    """The member's allowance (tier and overrides)."""
+    return quotas.quota_for(get_db(), user)
 
 
 def usage(user: dict) -> dict:

@@ -224,6 +224,12 @@ def execute(instance, command: list[str]) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
+def project_exists(client: pylxd.Client, name: str) -> bool:
+    """Whether a project exists."""
+    with translated(f"project {name}"):
+        return client.projects.exists(name)
+
+
 def ensure_project(client: pylxd.Client, name: str, config: dict, description: str) -> bool:
     """Create a project, or bring the given keys back in line; True when changed."""
     with translated(f"project {name}"):

@@ -80,3 +80,22 @@ def forget_applied(name: str | None = None) -> None:
             _applied.clear()
         else:
             _applied.pop(name, None)
+
+
+def sync_existing(settings, db, usernames: list[str]) -> list[str]:
+    """Mirror changed quotas into the LXD projects members already have;
+    returns the projects updated. (Members without a project get theirs,
+    with the current quota, on their first request.)"""
+    from . import accounts, quotas  # late: accounts imports the store's request helpers
+    from .profiles import current_profiles
+    client = lxd.connect(settings.lxd_socket)
+    synced = []
+    for username in usernames:
+        name = project_name(username)
+        if not lxd.project_exists(client, name):
+            continue
+        forget_applied(name)
+        user = accounts.find_user(username)
+        ensure_member_project(settings, username, quotas.quota_for(db, user), current_profiles())
+        synced.append(name)
+    return synced

@@ -68,7 +68,8 @@ def provision(db, instance: dict) -> None:
     if profile is None:
         raise Conflict(f"the profile {instance['profile']} no longer exists")
     _set_status(db, instance, "creating")
-    ensure_member_project(settings, user["username"], quotas.quota_for(user), profiles)
+    quota = quotas.quota_for(db, user)
+    ensure_member_project(settings, user["username"], quota, profiles)
     client = _member_client(instance)
     keys = instance["ssh_keys"].splitlines()
     created = _own_instance(client, instance)
@@ -77,7 +78,7 @@ def provision(db, instance: dict) -> None:
     if fresh:
         config = {"security.idmap.isolated": "true", "user.warren.id": str(instance["id"]),
                   "user.warren.owner": user["username"], "user.warren.hostname": instance["name"],
-                  "limits.cpu.priority": str(quotas.cpu_priority(quotas.quota_for(user), profile))}
+                  "limits.cpu.priority": str(quotas.cpu_priority(quota, profile))}
         if cloud_init:
             config["user.user-data"] = cloud_config(keys)
         devices = {"eth0": {"type": "nic", "network": settings.lxd_network, "name": "eth0",

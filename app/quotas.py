@@ -5,7 +5,8 @@ requests cannot both see room for one more instance. The same numbers are
 mirrored into the member's LXD project limits, so LXD refuses too.
 """
 import json
-from dataclasses import dataclass, fields, replace
+import re
+from dataclasses import asdict, dataclass, fields, replace
 
 from .errors import NotFound, QuotaExceeded, ValidationError
 from .units import format_size, parse_size
@@ -30,8 +31,9 @@ class Quota:
                 "limits.processes": str(self.processes)}
 
 
-# A co-op's two shares: a half share has half of everything and a lower CPU
-# priority (like running at nice 10), so under contention full shares win.
+# A co-op's two shares, the defaults seeded into the tiers table (admins
+# change them with `flask tier set`): a half share has half of everything
+# and a lower CPU priority (like running at nice 10).
 TIERS = {
     "full": Quota(instances=4, cpu=6, memory=6 * GiB, disk=40 * GiB, processes=6000, nesting=True,
                   cpu_priority=10),
@@ -42,14 +44,33 @@ RESOURCES = (("instances", "instances", str), ("cpu", "CPUs", str), ("memory", "
              ("disk", "root disk", format_size), ("processes", "processes", str))
 
 
-def quota_for(user: dict) -> Quota:
+def tiers(db) -> dict[str, Quota]:
+    """Every share tier by name."""
+    return {name: Quota(**json.loads(quota)) for name, quota in
+            db.execute("SELECT name, quota FROM tiers ORDER BY name")}
+
+
+def quota_for(db, user: dict) -> Quota:
     """The allowance of a member: their tier, with their overrides applied."""
-    tier = TIERS[user.get("tier") or "full"]
-    return replace(tier, **json.loads(user.get("quota_overrides") or "{}"))
+    row = db.execute("SELECT quota FROM tiers WHERE name = ?", [user.get("tier") or "full"]).fetchone()
+    if row is None:
+        raise NotFound(f"The tier {user.get('tier')!r} of {user['username']} no longer exists.")
+    return replace(Quota(**json.loads(row[0])), **json.loads(user.get("quota_overrides") or "{}"))
+
+
+def set_tier(db, name: str, overrides: dict) -> Quota:
+    """Create a tier or change some of its values (a new tier starts from 'full')."""
+    if not re.match(r"^[a-z][a-z0-9-]{0,30}$", name):
+        raise ValidationError({"name": ["Use lower-case letters, digits and hyphens."]})
+    current = tiers(db).get(name, tiers(db).get("full", TIERS["full"]))
+    quota = replace(current, **overrides)
+    db.execute("INSERT INTO tiers (name, quota) VALUES (?, ?) ON CONFLICT(name) DO UPDATE "
+               "SET quota = excluded.quota", [name, json.dumps(asdict(quota), sort_keys=True)])
+    return quota
 
 
 def parse_overrides(pairs: dict[str, str]) -> dict:
-    """Typed overrides from text (memory=8GiB, instances=6, nesting=false);
+    """Typed values from text (memory=8GiB, instances=6, nesting=false);
     every bad entry is reported at once."""
     known = {field.name for field in fields(Quota)}
     overrides, errors = {}, {}
@@ -79,8 +100,8 @@ def set_quota(db, user_id: int, tier: str | None = None, overrides: dict | None 
     row = db["users"].get(user_id)
     changes = {}
     if tier is not None:
-        if tier not in TIERS:
-            raise NotFound(f"No tier {tier!r} (tiers: {', '.join(TIERS)}).")
+        if tier not in tiers(db):
+            raise NotFound(f"No tier {tier!r} (tiers: {', '.join(tiers(db))}).")
         changes["tier"] = tier
     if overrides:
         merged = {**json.loads(row["quota_overrides"] or "{}"), **overrides}
@@ -108,6 +129,14 @@ def usage_table(quota: Quota, used: dict) -> list[dict]:
     return [{"resource": label, "used": show(used[key]), "allowed": show(getattr(quota, key)),
              "percent": min(100, round(100 * used[key] / getattr(quota, key))) if getattr(quota, key) else 100}
             for key, label, show in RESOURCES]
+
+
+def check_within(quota: Quota, used: dict) -> None:
+    """Raise QuotaExceeded if current use (with a new reservation) passes any limit."""
+    over = [f"{label}: {show(used[key])} of {show(getattr(quota, key))}"
+            for key, label, show in RESOURCES if used[key] > getattr(quota, key)]
+    if over:
+        raise QuotaExceeded("Over quota after reserving — " + "; ".join(over) + ".")
 
 
 def check_room(quota: Quota, used: dict, profile) -> None:

@@ -188,6 +188,18 @@ def test_member_project_is_restricted_mirrors_the_quota_and_holds_the_profiles(s
     assert scoped.profiles.get("nested").config["security.nesting"] == "true"
 
 
+def test_quota_changes_reach_the_lxd_project_at_once(app, settings, worker, members):
+    alice = members()
+    launch(alice)
+    result = app.test_cli_runner().invoke(args=["user", "set-quota", alice.username,
+                                                "memory=8GiB", "instances=5"])
+    assert result.exit_code == 0, result.output
+    assert f"LXD project {project_name(alice.username)}: limits updated" in result.output
+    project = lxd.connect(settings.lxd_socket).projects.get(project_name(alice.username))
+    assert project.config["limits.memory"] == "8GiB"
+    assert project.config["limits.instances"] == "5"
+
+
 def test_half_share_gets_no_nesting(settings, worker, members):
     bob = members(tier="half")
     assert "nested" not in bob.get("/instances/new").get_data(as_text=True)

@@ -25,7 +25,7 @@ def dashboard():
 
 
 def _fill_choices(form: InstanceRequestForm) -> dict:
-    profiles = usable_profiles(current_profiles(), quotas.quota_for(g.user))
+    profiles = usable_profiles(current_profiles(), instances.member_quota(g.user))
     form.profile.choices = [(name, f"{name} — {profile.description}")
                             for name, profile in sorted(profiles.items())]
     form.image.choices = sorted({(image, image) for profile in profiles.values()
@@ -38,7 +38,7 @@ def _fill_choices(form: InstanceRequestForm) -> dict:
 @bp.route("/usage")
 @login_required
 def usage():
-    quota = quotas.quota_for(g.user)
+    quota = instances.member_quota(g.user)
     return render_template("member/usage.html", tier=g.user["tier"], quota=quota,
                            rows=quotas.usage_table(quota, instances.usage(g.user)))
 
