@@ -7,6 +7,7 @@ quota room and a static address are checked and taken together, so
 concurrent requests cannot overbook.
 """
 import re
+from datetime import datetime, timedelta, timezone
 
 from flask import current_app
 
@@ -111,7 +112,7 @@ def request_instance(user: dict, name: str, profile_name: str, image: str, keys_
             "ssh_keys": "\n".join(key.line for key in keys),
             "cpu": profile.limits.cpu, "memory": profile.limits.memory, "disk": profile.limits.disk,
             "processes": profile.limits.processes, "status": "queued", "error": None,
-            "lease_expires_at": None, "created_at": stamp, "updated_at": stamp,
+            "lease_expires_at": lease_end(profile), "created_at": stamp, "updated_at": stamp,
         }).last_pk
         for key in keys:
             db.execute("INSERT OR IGNORE INTO ssh_keys (user_id, fingerprint, public_key, created_at) "
@@ -132,6 +133,14 @@ def member_quota(user: dict) -> quotas.Quota:
 def usage(user: dict) -> dict:
     """What the member's instances take now."""
     return quotas.usage(get_db(), user["id"])
+
+
+def lease_end(profile) -> str | None:
+    """When a leased profile's instance expires, counted from the request."""
+    if not profile.lease_hours:
+        return None
+    end = datetime.now(timezone.utc) + timedelta(hours=profile.lease_hours)
+    return end.isoformat(timespec="seconds")
 
 
 def available_images() -> set[str]:

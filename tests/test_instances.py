@@ -126,6 +126,8 @@ def test_request_builds_a_running_unprivileged_limited_instance_that_resolves(
 def test_power_actions(settings, worker, members):
     alice = members()
     location, _ = launch(alice)
+    dashboard = alice.get("/").get_data(as_text=True)
+    assert f"{location}/stop" in dashboard and f"{location}/start" not in dashboard
     for action, expected in (("stop", "Stopped"), ("start", "Running"), ("restart", "Running")):
         assert post_action(alice, location, action).status_code == 303
         deadline = time.monotonic() + 60
@@ -224,6 +226,17 @@ def test_form_reports_every_error_next_to_its_field_and_keeps_input(members):
     assert "ssh-rsa AAAAjunk me@host" in page  # the pasted text is kept
     with alice.application.app_context():
         assert get_db()["instances"].count == 0
+
+
+def test_burst_instances_carry_their_lease(app, worker, members):
+    from datetime import datetime, timedelta, timezone
+    alice = members()
+    location, _ = launch(alice, name="build", profile="burst")
+    with app.app_context():
+        row = get_db()["instances"].get(int(location.rsplit("/", 1)[1]))
+    expires = datetime.fromisoformat(row["lease_expires_at"])
+    assert abs(expires - datetime.now(timezone.utc) - timedelta(hours=72)) < timedelta(minutes=5)
+    assert row["lease_expires_at"][:16].replace("T", " ") in alice.get("/").get_data(as_text=True)
 
 
 def test_keys_are_kept_for_reuse_and_duplicate_names_are_refused(app, worker, members):
