@@ -20,15 +20,6 @@ def wait_for(predicate, timeout=60.0, step=0.5):
         time.sleep(step)
 
 
-def ipv4_of(instance):
-    """The instance's global IPv4 address on eth0, once it has one."""
-    state = instance.state()
-    for address in (state.network or {}).get("eth0", {}).get("addresses", []):
-        if address["family"] == "inet" and address["scope"] == "global":
-            return address["address"]
-    return None
-
-
 def test_client_connects(lxd_client):
     info = lxd.server_info(lxd_client)
     assert info["environment"]["server_version"].startswith("5.0")
@@ -75,7 +66,7 @@ def test_busybox_container_launches_unprivileged(lxd_client, settings, instances
     code, uid_map, _ = lxd.execute(instance, ["cat", "/proc/self/uid_map"])
     inside, outside, count = (int(field) for field in uid_map.split())
     assert code == 0 and inside == 0 and outside != 0 and count == 65536
-    address = wait_for(lambda: ipv4_of(instance), timeout=20)
+    address = wait_for(lambda: lxd.ipv4_address(instance), timeout=20)
     assert ipaddress.IPv4Address(address) in lxd.network_range(settings.network_address)
     assert lxd.delete_instance(lxd_client, name) is True
     assert not lxd_client.instances.exists(name)
@@ -114,5 +105,5 @@ def test_debian_image_takes_ssh_key_through_cloud_init(lxd_client, settings, ins
     assert "LISTEN" in listening
     code, hostname, _ = lxd.execute(instance, ["hostname"])
     assert hostname.strip() == name
-    address = wait_for(lambda: ipv4_of(instance), timeout=60)
+    address = wait_for(lambda: lxd.ipv4_address(instance), timeout=60)
     assert ipaddress.IPv4Address(address) in lxd.network_range(settings.network_address)
