@@ -151,6 +151,8 @@ KEYS = (
     Key("worker_threads", "4", _integer(1, 32), "Jobs the worker runs at the same time."),
     Key("worker_poll_seconds", "2", _integer(1, 60),
         "How often the worker looks for jobs when nobody wakes it."),
+    Key("reconcile_seconds", "60", _integer(1, 86400),
+        "How often the worker compares the store, LXD and DNS and repairs drift."),
 )
 # Read by bin/test and bin/bench only (their own bridge), not by the app.
 SCRIPT_ONLY = {PREFIX + "CONFIG", PREFIX + "TEST_NETWORK", PREFIX + "TEST_NETWORK_ADDRESS"}

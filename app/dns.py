@@ -11,9 +11,11 @@ from dataclasses import dataclass
 
 import dns.exception
 import dns.message
+import dns.zone
 import dns.name
 import dns.query
 import dns.rcode
+import dns.rdataclass
 import dns.rdatatype
 import dns.tsig
 import dns.tsigkeyring
@@ -147,3 +149,25 @@ def lookup(zone: Zone, fqdn: str, rdtype: str = "A") -> list[str]:
     wanted = dns.rdatatype.from_text(rdtype)
     return sorted(item.to_text() for rrset in response.answer if rrset.rdtype == wanted
                   for item in rrset)
+
+
+def owned_names(zone: Zone) -> dict[str, str]:
+    """fqdn -> owner of every name in the zone carrying Warren's TXT marker
+    (a TSIG-signed zone transfer)."""
+    try:
+        transferred = dns.zone.from_xfr(dns.query.xfr(zone.server, zone.name, port=zone.port,
+                                                      keyring=zone.keyring, keyname=zone.key_name,
+                                                      keyalgorithm=zone.algorithm, timeout=TIMEOUT))
+    except (ConnectionError, dns.exception.Timeout, OSError) as error:
+        raise BackendUnavailable(
+            f"the DNS server {zone.server}:{zone.port} is not reachable ({error})") from error
+    except dns.exception.DNSException as error:
+        raise DnsError(f"reading the zone {zone.name}: {error}") from error
+    owners = {}
+    for name, node in transferred.nodes.items():
+        rdataset = node.get_rdataset(dns.rdataclass.IN, dns.rdatatype.TXT)
+        for rdata in rdataset or []:
+            text = b"".join(rdata.strings).decode(errors="replace")
+            if text.startswith("warren owner="):
+                owners[f"{name}.{zone.name}"] = text.removeprefix("warren owner=")
+    return owners

@@ -351,3 +351,19 @@ def delete_project(socket_path: str, name: str) -> bool:
                 profile.delete()
         client.projects.get(name).delete()
     return True
+
+
+def project_names(client: pylxd.Client, prefix: str, installation: str) -> list[str]:
+    """Names of the projects that start with prefix and carry this
+    user.warren.installation."""
+    with translated("listing projects"):
+        return [project.name for project in client.projects.all()
+                if project.name.startswith(prefix)
+                and project.config.get("user.warren.installation") == installation]
+
+
+def instance_configs(client: pylxd.Client) -> dict[str, dict]:
+    """Name -> config of every instance in the client's project (one request)."""
+    with translated("listing instances"):
+        return {item["name"]: item["config"]
+                for item in client.api.instances.get(params={"recursion": 1}).json()["metadata"]}

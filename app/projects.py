@@ -23,9 +23,21 @@ def project_name(username: str) -> str:
     return PREFIX + username
 
 
-def project_config(quota: Quota, network: str) -> dict:
+def installation() -> str:
+    """This Warren's installation id (see store.installation_id)."""
+    from flask import current_app
+    return current_app.extensions["warren.installation"]
+
+
+def dns_owner(username: str) -> str:
+    """The owner written in an instance's TXT marker: member@installation."""
+    return f"{username}@{installation()}"
+
+
+def project_config(quota: Quota, network: str, installation_id: str) -> dict:
     """Restrictions and limits of a member project."""
     return {
+        "user.warren.installation": installation_id,
         "features.profiles": "true",
         "features.images": "false",  # see the default project's images
         "features.storage.volumes": "true",
@@ -49,7 +61,7 @@ def ensure_member_project(settings, username: str, quota: Quota, profiles: dict)
 
     Skips all LXD calls when this process already applied the same state."""
     name = project_name(username)
-    config = project_config(quota, settings.lxd_network)
+    config = project_config(quota, settings.lxd_network, installation())
     wanted = {profile_name: (profile.lxd_config(),
                              profile.lxd_devices(settings.lxd_storage_pool, settings.lxd_network),
                              profile.description)

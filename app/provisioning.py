@@ -12,10 +12,10 @@ import yaml
 from flask import current_app
 
 from . import accounts, dns, lxd, quotas
-from .errors import Conflict, WarrenError
+from .errors import BackendUnavailable, Conflict, WarrenError
 from .instances import lxd_name, record_event
 from .profiles import current_profiles
-from .projects import ensure_member_project
+from .projects import PREFIX, dns_owner, ensure_member_project, installation
 from .store import get_db, now, transaction
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,7 @@ def provision(db, instance: dict) -> None:
     if fresh:
         config = {"security.idmap.isolated": "true", "user.warren.id": str(instance["id"]),
                   "user.warren.owner": user["username"], "user.warren.hostname": instance["name"],
+                  "user.warren.installation": installation(),
                   "limits.cpu.priority": str(quotas.cpu_priority(quota, profile))}
         if cloud_init:
             config["user.user-data"] = cloud_config(keys)
@@ -97,19 +98,29 @@ def provision(db, instance: dict) -> None:
     else:
         lxd.set_power(created, "start")
     _set_status(db, instance, "publishing")
-    dns.publish_address(dns.zone_from_settings(settings), instance["fqdn"], instance["ipv4"],
-                        user["username"])
-    _set_status(db, instance, "ready")
+    try:
+        dns.publish_address(dns.zone_from_settings(settings), instance["fqdn"], instance["ipv4"],
+                            dns_owner(user["username"]))
+    except BackendUnavailable as error:
+        # The instance is usable by address; reconcile publishes the name later.
+        _set_status(db, instance, "ready", f"Ready; DNS pending: {error}", dns_state="pending")
+        return
+    _set_status(db, instance, "ready", dns_state="published")
 
 
-def remove_everything(instance: dict) -> None:
-    """Take down the instance's DNS name and LXD instance, if they are ours."""
+def remove_everything(db, instance: dict) -> None:
+    """Take down the instance's DNS name and LXD instance, if they are ours.
+    With the DNS server down the removal is recorded and done by reconcile."""
     settings = _settings()
-    owner = instance["project"].removeprefix("warren-")
+    owner = dns_owner(instance["project"].removeprefix(PREFIX))
     try:
         dns.remove_name(dns.zone_from_settings(settings), instance["fqdn"], owner)
     except Conflict as error:
         log.warning("left DNS name alone: %s", error)
+    except BackendUnavailable as error:
+        log.warning("DNS removal of %s deferred: %s", instance["fqdn"], error)
+        db.execute("INSERT OR REPLACE INTO dns_removals (fqdn, owner, created_at) VALUES (?, ?, ?)",
+                   [instance["fqdn"], owner, now()])
     client = _member_client(instance)
     try:
         found = _own_instance(client, instance)
@@ -123,7 +134,7 @@ def remove_everything(instance: dict) -> None:
 
 def delete(db, instance: dict) -> None:
     """Remove DNS name and LXD instance, then the rows; the address is free."""
-    remove_everything(instance)
+    remove_everything(db, instance)
     with transaction(db):
         db.execute("DELETE FROM events WHERE instance_id = ?", [instance["id"]])
         db.execute("DELETE FROM jobs WHERE instance_id = ?", [instance["id"]])
@@ -144,11 +155,12 @@ def fail(db, instance: dict, error: Exception) -> None:
     """Roll a failed request back and record why."""
     reason = str(error)
     try:
-        remove_everything(instance)
+        remove_everything(db, instance)
     except WarrenError as cleanup_error:
         log.error("could not clean up after %s: %s", instance["fqdn"], cleanup_error)
         reason += f" (clean-up also failed: {cleanup_error})"
-    _set_status(db, instance, "failed", f"Failed: {reason}", error=reason, ipv4=None)
+    _set_status(db, instance, "failed", f"Failed: {reason}", error=reason, ipv4=None,
+                dns_state="none")
 
 
 def run_job(job: dict) -> str | None:

@@ -113,6 +113,21 @@ MIGRATIONS = (
     INSERT INTO tiers VALUES ('half', '{"instances": 2, "cpu": 3, "memory": 3221225472,
         "disk": 21474836480, "processes": 3000, "nesting": false, "cpu_priority": 5}');
     """,
+    # 6: DNS state per instance, and removals still owed to the DNS server
+    """
+    ALTER TABLE instances ADD COLUMN dns_state TEXT NOT NULL DEFAULT 'pending';
+    CREATE TABLE dns_removals (
+        fqdn TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    """,
+    # 7: this installation's identity, stamped on everything it makes in LXD
+    # and DNS, so it never takes another Warren's objects on the same host for its own
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    INSERT INTO meta VALUES ('installation', lower(hex(randomblob(6))));
+    """,
 )
 
 
@@ -200,11 +215,17 @@ def close_db(_error=None):
         db.conn.close()
 
 
+def installation_id(db) -> str:
+    """This installation's identity (made by migration 7)."""
+    return db.execute("SELECT value FROM meta WHERE key = 'installation'").fetchone()[0]
+
+
 def init_app(app):
     """Migrate the schema at start and close connections at teardown."""
     db = connect(app.config["WARREN"].database)
     try:
         migrate(db)
+        app.extensions["warren.installation"] = installation_id(db)
     finally:
         db.conn.close()
     app.teardown_appcontext(close_db)

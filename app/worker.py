@@ -6,7 +6,7 @@ import os
 import socket
 import threading
 
-from . import jobs, provisioning
+from . import jobs, provisioning, reconcile
 from .store import get_db
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,8 @@ class Worker:
         self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._socket.bind(path)
         self._socket.settimeout(0.5)
-        self._threads = [threading.Thread(target=self._listen, name="wake", daemon=True)]
+        self._threads = [threading.Thread(target=self._listen, name="wake", daemon=True),
+                         threading.Thread(target=self._reconcile, name="reconcile", daemon=True)]
         self._threads += [threading.Thread(target=self._run, name=f"job-{number}", daemon=True)
                           for number in range(self.settings.worker_threads)]
         for thread in self._threads:
@@ -65,6 +66,17 @@ class Worker:
                 return
             with self._wake:
                 self._wake.notify_all()
+
+    def _reconcile(self) -> None:
+        """At start, then periodically: repair drift between store, LXD and DNS."""
+        with self.app.app_context():
+            db = get_db()
+            while not self._stop.is_set():
+                try:
+                    reconcile.reconcile(db, self.settings)
+                except Exception:  # never let a repair pass take the worker down
+                    log.exception("reconcile pass failed")
+                self._stop.wait(self.settings.reconcile_seconds)
 
     def _run(self) -> None:
         with self.app.app_context():

@@ -157,9 +157,12 @@ def members(app, settings, unique_name):
         from app.store import get_db
         fqdns = [(row["fqdn"], row["project"]) for row in get_db()["instances"].rows]
     zone = dns.zone_from_settings(settings)
-    for fqdn, project in fqdns:
+    with app.app_context():
+        owners = {fqdn: projects.dns_owner(project.removeprefix(projects.PREFIX))
+                  for fqdn, project in fqdns}
+    for fqdn, owner in owners.items():
         try:
-            dns.remove_name(zone, fqdn, project.removeprefix("warren-"))
+            dns.remove_name(zone, fqdn, owner)
         except Exception:
             pass
     for username in made:

@@ -43,7 +43,7 @@ def member_project(settings):
     name = projects.project_name(f"sec{__import__('os').getpid()}")
     client = lxd.connect(settings.lxd_socket)
     lxd.ensure_project(client, name, projects.project_config(quotas.TIERS["full"],
-                                                             settings.lxd_network), "probe")
+                                                             settings.lxd_network, "tests"), "probe")
     scoped = lxd.connect(settings.lxd_socket, project=name)
     probe = parse_profile("probe", yaml.safe_dump(BASE), "probe.yaml")
     lxd.ensure_profile(scoped, "probe", probe.lxd_config(),
@@ -91,7 +91,7 @@ def test_half_share_project_refuses_nesting(settings, unique_name):
     name = projects.project_name(unique_name("half"))
     client = lxd.connect(settings.lxd_socket)
     lxd.ensure_project(client, name, projects.project_config(quotas.TIERS["half"],
-                                                             settings.lxd_network), "probe")
+                                                             settings.lxd_network, "tests"), "probe")
     try:
         scoped = lxd.connect(settings.lxd_socket, project=name)
         probe = parse_profile("probe", yaml.safe_dump(BASE), "probe.yaml")
