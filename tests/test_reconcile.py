@@ -1,0 +1,132 @@
+"""Reconcile and outages, against the real LXD and named: drift between the
+store, LXD and DNS is repaired, a second pass changes nothing, and an
+outage of named neither blocks creation nor loses a record."""
+import os
+import subprocess
+import time
+
+import pytest
+
+from app import dns as warren_dns, lxd, reconcile
+from app.projects import dns_owner, project_name
+from app.store import get_db
+from test_instances import KEY, launch, member_instance, post_action, request_instance, wait_done, \
+    wait_gone
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_reconcile(app, settings):
+    with app.app_context():
+        return reconcile.reconcile(get_db(), settings)
+
+
+def named(action):
+    subprocess.run([f"{REPO}/dns/named.sh", action], check=True, capture_output=True, env=os.environ)
+
+
+@pytest.fixture
+def named_outage():
+    """Stops named for the test; it is always started again."""
+    named("stop")
+    yield
+    named("start")
+
+
+def test_repairs_lxd_and_dns_drift_and_a_second_pass_changes_nothing(app, settings, zone, dig,
+                                                                     worker, members):
+    alice = members()
+    location, progress = launch(alice)
+    fqdn = progress["fqdn"]
+    owner = None
+    with app.app_context():
+        owner = dns_owner(alice.username)
+    scoped = lxd.connect(settings.lxd_socket, project=project_name(alice.username))
+    # Drift 1: an instance tagged as this Warren's that no row wants.
+    orphan = lxd.create_instance(scoped, f"orphan-{alice.username}", "busybox", profiles=["small"],
+                                 config={"security.idmap.isolated": "true", "user.warren.id": "999999",
+                                         "user.warren.installation": app.extensions["warren.installation"]})
+    # Someone else's instance in the same project is not Warren's business.
+    lxd.create_instance(scoped, f"handmade-{alice.username}", "busybox", profiles=["small"],
+                        config={"security.idmap.isolated": "true"})
+    # Drift 2: the record went missing, and a stale name of ours is left over.
+    warren_dns.remove_name(zone, fqdn, owner)
+    stale = f"gone.{alice.username}.{zone.name}"
+    warren_dns.publish_address(zone, stale, "10.88.0.250", owner)
+    # A name that is not this Warren's stays whatever happens.
+    foreign = f"other.{alice.username}.{zone.name}"
+    warren_dns.publish_address(zone, foreign, "10.88.0.251", "someone@elsewhere")
+    try:
+        actions = run_reconcile(app, settings)
+        assert f"deleted orphan instance {orphan.name} in {project_name(alice.username)}" in actions
+        assert f"published {fqdn}" in actions and f"removed stale DNS name {stale}" in actions
+        assert lxd.get_instance(scoped, orphan.name) is None
+        assert lxd.get_instance(scoped, f"handmade-{alice.username}") is not None
+        assert dig(fqdn) == [progress["ipv4"]] and dig(stale) == [] and dig(foreign) == ["10.88.0.251"]
+        assert run_reconcile(app, settings) == []  # nothing left to repair
+    finally:
+        lxd.delete_instance(scoped, f"handmade-{alice.username}")
+        warren_dns.remove_name(zone, foreign, "someone@elsewhere")
+
+
+def test_an_instance_that_vanished_from_lxd_is_built_again(app, settings, dig, worker, members):
+    alice = members()
+    location, progress = launch(alice)
+    scoped = lxd.connect(settings.lxd_socket, project=project_name(alice.username))
+    lxd.delete_instance(scoped, f"web-{alice.username}")
+    assert f"re-queued {progress['fqdn']}: missing from LXD" in run_reconcile(app, settings)
+    assert wait_done(alice, location)["status"] == "ready"
+    assert member_instance(settings, alice).status == "Running"
+    assert dig(progress["fqdn"]) == [progress["ipv4"]]
+
+
+def test_leaked_addresses_of_failed_requests_are_freed(app, settings, members):
+    alice = members()
+    with app.app_context():
+        db = get_db()
+        user_id = db.execute("SELECT id FROM users WHERE username = ?", [alice.username]).fetchone()[0]
+        db["instances"].insert({
+            "user_id": user_id, "name": "lost", "project": project_name(alice.username),
+            "profile": "small", "image": "busybox", "instance_type": "container",
+            "fqdn": f"lost.{alice.username}.example", "ipv4": "10.88.0.77", "ssh_keys": "", "cpu": 1,
+            "memory": 1, "disk": 1, "processes": 1, "status": "failed", "error": "test",
+            "lease_expires_at": None, "created_at": "x", "updated_at": "x"})
+    assert "freed 1 address(es) held by failed requests" in run_reconcile(app, settings)
+    with app.app_context():
+        assert get_db().execute("SELECT ipv4 FROM instances WHERE name = 'lost'").fetchone()[0] is None
+
+
+def test_named_outage_during_creation(app, settings, zone, dig, worker, members, named_outage):
+    alice = members()
+    subprocess.run([".venv/bin/flask", "--app", "app", "user", "set-quota", alice.username,
+                    "instances=20", "cpu=20", "memory=20GiB", "disk=100GiB", "processes=20000"],
+                   cwd=REPO, check=True, capture_output=True,
+                   env=dict(os.environ, WARREN_DATABASE=app.config["WARREN"].database))
+    locations = [request_instance(alice, name=f"n{number}").headers["Location"]
+                 for number in range(20)]
+    settled = [wait_done(alice, location) for location in locations]
+    assert all(progress["status"] == "ready" for progress in settled)
+    assert all(progress["events"][-1]["message"].startswith("Ready; DNS pending") for progress in settled)
+    named("start")
+    started = time.monotonic()
+    run_reconcile(app, settings)  # the worker's periodic pass does the same
+    for progress in settled:
+        assert dig(progress["fqdn"]) == [progress["ipv4"]]  # exactly one address: no duplicates
+    assert time.monotonic() - started < 10
+    assert run_reconcile(app, settings) == []
+
+
+def test_named_outage_during_deletion(app, settings, zone, dig, worker, members):
+    alice = members()
+    location, progress = launch(alice)
+    named("stop")
+    try:
+        assert post_action(alice, location, "delete").status_code == 303
+        wait_gone(alice, location)
+        assert member_instance(settings, alice) is None  # the container is gone at once
+    finally:
+        named("start")
+    assert dig(progress["fqdn"]) == [progress["ipv4"]]  # the name was owed, not lost...
+    assert f"removed DNS name {progress['fqdn']} (owed)" in run_reconcile(app, settings)
+    assert dig(progress["fqdn"]) == []  # ...and is removed once named is back
+    assert run_reconcile(app, settings) == []
