@@ -130,3 +130,54 @@ def test_named_outage_during_deletion(app, settings, zone, dig, worker, members)
     assert f"removed DNS name {progress['fqdn']} (owed)" in run_reconcile(app, settings)
     assert dig(progress["fqdn"]) == []  # ...and is removed once named is back
     assert run_reconcile(app, settings) == []
+
+
+@pytest.fixture
+def lxd_outage():
+    """Kills the LXD daemon (SIGKILL, like a crash: running containers stay
+    up under their own monitors) and always starts it again with the setup
+    scripts' own step."""
+    def stop():
+        # The daemon itself, not its `lxd forkfile`/`forkexec` helpers.
+        pid = subprocess.run(["pgrep", "-f", "^lxd --group"], capture_output=True,
+                             text=True).stdout.split()[0]
+        os.kill(int(pid), 9)
+        deadline = time.monotonic() + 30
+        while subprocess.run(["lxc", "info"], capture_output=True).returncode == 0:
+            assert time.monotonic() < deadline, "LXD did not stop"
+            time.sleep(0.2)
+
+    def start():
+        subprocess.run(["bash", "-c", ". bin/lib/common.sh; load_config; start_lxd"], cwd=REPO,
+                       check=True, capture_output=True, env=os.environ)
+    yield stop, start
+    if subprocess.run(["lxc", "info"], capture_output=True).returncode != 0:
+        start()
+
+
+def test_lxd_outage_gives_a_clear_error_and_leaves_nothing_half_made(app, settings, dig, worker,
+                                                                     members, lxd_outage):
+    stop, start = lxd_outage
+    alice = members()
+    launch(alice, name="before")  # the member's project exists and works
+    stop()
+    # A request that needs LXD to check the image gets a clear error and creates nothing.
+    lxd._image_cache.clear()
+    response = request_instance(alice, expect=503, name="during")
+    assert "LXD is not reachable" in response.get_data(as_text=True)
+    with app.app_context():
+        assert get_db()["instances"].count_where("name = 'during'") == 0
+    # One accepted just before the outage (image list cached) fails with the reason.
+    with app.app_context():
+        lxd.cached(("aliases", settings.lxd_socket), lambda: {"busybox", "debian-12"})
+    location = request_instance(alice, name="late").headers["Location"]
+    progress = wait_done(alice, location)
+    assert progress["status"] == "failed" and "LXD is not reachable" in progress["error"]
+    assert progress["ipv4"] is None
+    start()
+    run_reconcile(app, settings)
+    scoped = lxd.connect(settings.lxd_socket, project=project_name(alice.username))
+    assert set(lxd.instance_states(scoped)) == {f"before-{alice.username}"}  # no half-made instance
+    assert dig(progress["fqdn"]) == []
+    assert run_reconcile(app, settings) == []
+    launch(alice, name="after")  # and Warren works again without a restart
