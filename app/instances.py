@@ -7,11 +7,11 @@ quota room and a static address are checked and taken together, so
 concurrent requests cannot overbook.
 """
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 from flask import current_app
 
-from . import addresses, jobs, lxd, quotas, sshkeys
+from . import addresses, clock, jobs, lxd, quotas, sshkeys
 from .errors import BackendError, Conflict, NotFound, ValidationError
 from .profiles import current_profiles
 from .projects import PREFIX as PROJECT_PREFIX, project_name, usable_profiles
@@ -136,11 +136,10 @@ def usage(user: dict) -> dict:
 
 
 def lease_end(profile) -> str | None:
-    """When a leased profile's instance expires, counted from the request."""
+    """When a leased profile's instance expires, counted from now."""
     if not profile.lease_hours:
         return None
-    end = datetime.now(timezone.utc) + timedelta(hours=profile.lease_hours)
-    return end.isoformat(timespec="seconds")
+    return (clock.now() + timedelta(hours=profile.lease_hours)).isoformat(timespec="seconds")
 
 
 def available_images() -> set[str]:

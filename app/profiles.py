@@ -40,7 +40,7 @@ DANGEROUS = (
     ("volatile.", "volatile keys belong to LXD"),
 )
 FIELDS = {"description", "instance_type", "limits", "images", "config", "devices", "lease_hours",
-          "approval"}
+          "lease_renewals", "lease_grace_hours", "approval"}
 LIMIT_FIELDS = {"cpu", "memory", "disk", "processes", "cpu_allowance", "cpu_priority"}
 
 
@@ -64,6 +64,8 @@ class Profile:
     config: dict = field(default_factory=dict)
     lease_hours: int | None = None
     approval: bool = False
+    lease_renewals: int = 0  # how often a member may renew a lease
+    lease_grace_hours: int = 24  # stopped after expiry, deleted this much later
 
     @property
     def nesting(self) -> bool:
@@ -177,6 +179,10 @@ def parse_profile(name: str, text: str, source: str) -> Profile:
     if lease is not None and (isinstance(lease, bool) or not isinstance(lease, int)
                               or not 1 <= lease <= 24 * 365):
         errors["lease_hours"] = ["must be a whole number of hours from 1 to 8760, or absent"]
+    renewals, grace = raw.get("lease_renewals", 0), raw.get("lease_grace_hours", 24)
+    for key, value, high in (("lease_renewals", renewals, 100), ("lease_grace_hours", grace, 24 * 90)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= high:
+            errors[key] = [f"must be a whole number from 0 to {high}"]
     approval = raw.get("approval", False)
     if not isinstance(approval, bool):
         errors["approval"] = ["must be true or false"]
@@ -187,7 +193,8 @@ def parse_profile(name: str, text: str, source: str) -> Profile:
                    limits=limits, images=tuple(images),
                    config={str(k): str(v).lower() if isinstance(v, bool) else str(v)
                            for k, v in config.items()},
-                   lease_hours=lease, approval=approval)
+                   lease_hours=lease, approval=approval, lease_renewals=renewals,
+                   lease_grace_hours=grace)
 
 
 class ProfileSet:

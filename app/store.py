@@ -128,6 +128,11 @@ MIGRATIONS = (
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     INSERT INTO meta VALUES ('installation', lower(hex(randomblob(6))));
     """,
+    # 8: lease bookkeeping (warned, expired) and renewals used
+    """
+    ALTER TABLE instances ADD COLUMN lease_state TEXT NOT NULL DEFAULT 'active';
+    ALTER TABLE instances ADD COLUMN lease_renewals INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 

@@ -6,7 +6,7 @@ import os
 import socket
 import threading
 
-from . import jobs, provisioning, reconcile
+from . import jobs, leases, provisioning, reconcile
 from .store import get_db
 
 log = logging.getLogger(__name__)
@@ -68,12 +68,15 @@ class Worker:
                 self._wake.notify_all()
 
     def _reconcile(self) -> None:
-        """At start, then periodically: repair drift between store, LXD and DNS."""
+        """At start, then periodically: repair drift between store, LXD and DNS,
+        and act on leases that came due."""
         with self.app.app_context():
             db = get_db()
             while not self._stop.is_set():
                 try:
                     reconcile.reconcile(db, self.settings)
+                    if leases.check(db):
+                        jobs.wake_worker(self.settings)
                 except Exception:  # never let a repair pass take the worker down
                     log.exception("reconcile pass failed")
                 self._stop.wait(self.settings.reconcile_seconds)

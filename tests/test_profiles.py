@@ -94,3 +94,12 @@ def test_profile_set_rereads_changed_files(tmp_path):
     (tmp_path / "two.yaml").write_text("description: [")
     with pytest.raises(ValidationError, match="two.yaml"):
         profiles.all()
+
+
+def test_lease_policy_fields():
+    profile = parse_profile("bb", GOOD + "lease_hours: 10\nlease_renewals: 3\nlease_grace_hours: 5\n", "b.yaml")
+    assert (profile.name, profile.lease_hours, profile.lease_renewals, profile.lease_grace_hours) == \
+        ("bb", 10, 3, 5)
+    with pytest.raises(ValidationError) as caught:
+        parse_profile("bb", GOOD + "lease_renewals: -1\nlease_grace_hours: yes\n", "b.yaml")
+    assert set(caught.value.errors) == {"b.yaml: lease_renewals", "b.yaml: lease_grace_hours"}

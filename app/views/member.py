@@ -1,7 +1,7 @@
 """Member pages: dashboard, instance requests, status pages and actions."""
 from flask import Blueprint, flash, g, jsonify, redirect, render_template, request, url_for
 
-from .. import instances, quotas
+from .. import instances, leases, quotas
 from ..errors import ValidationError
 from ..forms import EmptyForm, InstanceRequestForm
 from ..profiles import current_profiles
@@ -21,7 +21,7 @@ def size_filter(value):
 @login_required
 def dashboard():
     return render_template("member/dashboard.html", instances=instances.list_instances(g.user),
-                           form=EmptyForm())
+                           form=EmptyForm(), lease_warning=leases.warning_due)
 
 
 def _fill_choices(form: InstanceRequestForm) -> dict:
@@ -82,6 +82,14 @@ def progress(instance_id):
     return jsonify(status=row["status"], error=row["error"], ipv4=row["ipv4"], fqdn=row["fqdn"],
                    events=[{"at": event["at"], "step": event["step"], "message": event["message"]}
                            for event in instances.events(g.user, instance_id)])
+
+
+@bp.route("/instances/<int:instance_id>/renew", methods=["POST"])
+@login_required
+def renew(instance_id):
+    end = leases.renew(g.user, instance_id)
+    flash(f"Lease renewed until {end[:16].replace('T', ' ')} UTC.")
+    return redirect(url_for("member.dashboard"), 303)
 
 
 @bp.route("/instances/<int:instance_id>/<action>", methods=["POST"])
