@@ -153,6 +153,8 @@ KEYS = (
         "How often the worker looks for jobs when nobody wakes it."),
     Key("reconcile_seconds", "60", _integer(1, 86400),
         "How often the worker compares the store, LXD and DNS and repairs drift."),
+    Key("fault_at", "", _text,
+        "Test harness only: the worker kills itself (SIGKILL) at this step. Leave empty."),
 )
 # Read by bin/test and bin/bench only (their own bridge), not by the app.
 SCRIPT_ONLY = {PREFIX + "CONFIG", PREFIX + "TEST_NETWORK", PREFIX + "TEST_NETWORK_ADDRESS"}

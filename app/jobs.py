@@ -6,6 +6,7 @@ is claimed again. Jobs of one instance run one at a time, in order. The web
 process wakes the worker with a datagram on a unix socket, so a new job
 starts at once instead of at the next poll.
 """
+import os
 import socket
 from datetime import datetime, timedelta, timezone
 
@@ -33,9 +34,40 @@ def claim(db) -> dict | None:
             "ORDER BY j.id LIMIT 1", [stamp]).fetchone()
         if row is None:
             return None
-        db.execute("UPDATE jobs SET state = 'running', claimed_until = ?, attempts = attempts + 1 "
-                   "WHERE id = ?", [until, row[0]])
+        db.execute("UPDATE jobs SET state = 'running', claimed_until = ?, claimed_by = ?, "
+                   "attempts = attempts + 1 WHERE id = ?", [until, worker_id(), row[0]])
     return db["jobs"].get(row[0])
+
+
+def worker_id() -> str:
+    """host:pid of this worker process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def release_dead(db) -> int:
+    """Put back jobs held by worker processes of this host that died, so
+    they run again now instead of when their lease runs out."""
+    host = socket.gethostname()
+    released = 0
+    for job_id, claimed_by in db.execute(
+            "SELECT id, claimed_by FROM jobs WHERE state = 'running' AND claimed_by LIKE ?",
+            [f"{host}:%"]).fetchall():
+        pid = int(claimed_by.rsplit(":", 1)[1])
+        if pid != os.getpid() and not _alive(pid):
+            released += db.execute("UPDATE jobs SET state = 'pending', claimed_until = NULL, "
+                                   "claimed_by = NULL WHERE id = ? AND state = 'running'",
+                                   [job_id]).rowcount
+    return released
 
 
 def finish(db, job_id: int, error: str | None = None) -> None:

@@ -7,6 +7,8 @@ by prerequisites. A failed request is rolled back (LXD instance and DNS
 record removed, address freed) so nothing is left half-created.
 """
 import logging
+import os
+import signal
 
 import yaml
 from flask import current_app
@@ -29,6 +31,12 @@ MESSAGES = {
 
 def _settings():
     return current_app.config["WARREN"]
+
+
+def checkpoint(step: str) -> None:
+    """Fault injection for the crash tests (WARREN_FAULT_AT): die here, at once."""
+    if _settings().fault_at == step:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _set_status(db, instance: dict, status: str, message: str | None = None, **fields) -> None:
@@ -68,6 +76,7 @@ def provision(db, instance: dict) -> None:
     if profile is None:
         raise Conflict(f"the profile {instance['profile']} no longer exists")
     _set_status(db, instance, "creating")
+    checkpoint("committed")
     quota = quotas.quota_for(db, user)
     ensure_member_project(settings, user["username"], quota, profiles)
     client = _member_client(instance)
@@ -88,6 +97,7 @@ def provision(db, instance: dict) -> None:
                                       devices=devices, profiles=[profile.name],
                                       instance_type=instance["instance_type"],
                                       lock_path=f"{settings.data_dir}/lxd-create.lock")
+    checkpoint("created")
     if not cloud_init:
         # Before the start: pushing while LXD starts the container races in
         # LXD's file API (the forkfile connection is reset mid-transfer).
@@ -97,7 +107,9 @@ def provision(db, instance: dict) -> None:
         lxd.start_instance(created)  # known to be stopped: skip the state read
     else:
         lxd.set_power(created, "start")
+    checkpoint("started")
     _set_status(db, instance, "publishing")
+    checkpoint("before-dns")
     try:
         dns.publish_address(dns.zone_from_settings(settings), instance["fqdn"], instance["ipv4"],
                             dns_owner(user["username"]))
@@ -108,7 +120,7 @@ def provision(db, instance: dict) -> None:
     _set_status(db, instance, "ready", dns_state="published")
 
 
-def remove_everything(db, instance: dict) -> None:
+def remove_everything(db, instance: dict, halfway=lambda: None) -> None:
     """Take down the instance's DNS name and LXD instance, if they are ours.
     With the DNS server down the removal is recorded and done by reconcile."""
     settings = _settings()
@@ -121,6 +133,7 @@ def remove_everything(db, instance: dict) -> None:
         log.warning("DNS removal of %s deferred: %s", instance["fqdn"], error)
         db.execute("INSERT OR REPLACE INTO dns_removals (fqdn, owner, created_at) VALUES (?, ?, ?)",
                    [instance["fqdn"], owner, now()])
+    halfway()
     client = _member_client(instance)
     try:
         found = _own_instance(client, instance)
@@ -134,7 +147,7 @@ def remove_everything(db, instance: dict) -> None:
 
 def delete(db, instance: dict) -> None:
     """Remove DNS name and LXD instance, then the rows; the address is free."""
-    remove_everything(db, instance)
+    remove_everything(db, instance, halfway=lambda: checkpoint("mid-delete"))
     with transaction(db):
         db.execute("DELETE FROM events WHERE instance_id = ?", [instance["id"]])
         db.execute("DELETE FROM jobs WHERE instance_id = ?", [instance["id"]])

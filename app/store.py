@@ -133,6 +133,10 @@ MIGRATIONS = (
     ALTER TABLE instances ADD COLUMN lease_state TEXT NOT NULL DEFAULT 'active';
     ALTER TABLE instances ADD COLUMN lease_renewals INTEGER NOT NULL DEFAULT 0;
     """,
+    # 9: which worker (host:pid) holds a job, so a dead one's jobs are released at once
+    """
+    ALTER TABLE jobs ADD COLUMN claimed_by TEXT;
+    """,
 )
 
 

@@ -24,7 +24,11 @@ class Worker:
         self._socket = None
 
     def start(self) -> "Worker":
-        """Bind the wake-up socket and start the threads."""
+        """Release dead workers' jobs, bind the wake-up socket, start the threads."""
+        with self.app.app_context():
+            released = jobs.release_dead(get_db())
+            if released:
+                log.info("released %d job(s) of a worker that died", released)
         path = self.settings.worker_socket
         if os.path.exists(path):
             os.unlink(path)
@@ -74,6 +78,7 @@ class Worker:
             db = get_db()
             while not self._stop.is_set():
                 try:
+                    jobs.release_dead(db)
                     reconcile.reconcile(db, self.settings)
                     if leases.check(db):
                         jobs.wake_worker(self.settings)

@@ -73,6 +73,19 @@ class LiveWarren:
                                        + (self.folder / "processes.log").read_text()[-2000:])
                 time.sleep(0.2)
 
+    def run_worker(self, fault_at: str = "") -> subprocess.Popen:
+        """Start one more worker process (fault_at: the step where it SIGKILLs itself)."""
+        process = subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "worker"],
+                                   cwd=REPO, env=dict(self.env, WARREN_FAULT_AT=fault_at),
+                                   stdout=self.log, stderr=self.log)
+        self.processes.append(process)
+        return process
+
+    def stop_worker(self, process: subprocess.Popen) -> None:
+        process.terminate()
+        process.wait(timeout=120)
+        self.processes.remove(process)
+
     def stop(self) -> None:
         for process in self.processes:
             process.terminate()
