@@ -44,7 +44,9 @@ class Worker:
         return self
 
     def stop(self) -> None:
-        """Finish the jobs in hand and stop."""
+        """Finish the jobs in hand and stop (again: nothing happens)."""
+        if self._stop.is_set():
+            return
         self._stop.set()
         with self._wake:
             self._wake.notify_all()

@@ -130,6 +130,7 @@ def worker(app):
     """The provisioning worker, running in this process on the test's database."""
     from app.worker import Worker
     running = Worker(app).start()
+    app.extensions["test.worker"] = running
     yield running
     running.stop()
 
@@ -153,6 +154,8 @@ def members(app, settings, unique_name):
         made.append(username)
         return client
     yield make
+    if "test.worker" in app.extensions:  # no reconcile may rebuild what is cleaned up here
+        app.extensions["test.worker"].stop()
     with app.app_context():
         from app.store import get_db
         fqdns = [(row["fqdn"], row["project"]) for row in get_db()["instances"].rows]
