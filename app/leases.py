@@ -26,10 +26,7 @@ def check(db) -> list[str]:
     """Warn, stop and delete leased instances as their time comes."""
     actions, moment = [], clock.now()
     profiles = current_profiles()
-    rows = db.execute("SELECT * FROM instances WHERE lease_expires_at IS NOT NULL "
-                      "AND status = 'ready'").fetchall()
-    columns = [column[0] for column in db.execute("SELECT * FROM instances LIMIT 0").description]
-    for row in (dict(zip(columns, values)) for values in rows):
+    for row in list(db["instances"].rows_where("lease_expires_at IS NOT NULL AND status = 'ready'")):
         end = _end(row)
         profile = profiles.get(row["profile"])
         grace = timedelta(hours=profile.lease_grace_hours if profile else 24)

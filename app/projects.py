@@ -9,7 +9,8 @@ import hashlib
 import json
 import threading
 
-from . import lxd
+from . import accounts, lxd, quotas
+from .profiles import current_profiles
 from .quotas import Quota
 
 PREFIX = "warren-"
@@ -98,8 +99,6 @@ def sync_existing(settings, db, usernames: list[str]) -> list[str]:
     """Mirror changed quotas into the LXD projects members already have;
     returns the projects updated. (Members without a project get theirs,
     with the current quota, on their first request.)"""
-    from . import accounts, quotas  # late: accounts imports the store's request helpers
-    from .profiles import current_profiles
     client = lxd.connect(settings.lxd_socket)
     synced = []
     for username in usernames:
