@@ -6,7 +6,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from . import accounts, addresses, lxd, projects, quotas, store
-from .errors import WarrenError
+from .errors import Conflict, WarrenError
 
 user_cli = AppGroup("user", help="Create accounts and reset passwords.")
 db_cli = AppGroup("db", help="The database schema.")
@@ -72,6 +72,9 @@ def _mirror(usernames: list[str]) -> None:
     try:
         for name in projects.sync_existing(current_app.config["WARREN"], store.get_db(), usernames):
             click.echo(f"LXD project {name}: limits updated")
+    except Conflict as error:
+        click.echo(f"warning: saved, but LXD cannot apply it yet: {error}. Resolve that (e.g. "
+                   "delete those instances) and run the command again.", err=True)
     except WarrenError as error:
         click.echo(f"warning: LXD projects not updated now ({error}); they follow on the next "
                    "request", err=True)

@@ -269,6 +269,34 @@ def ensure_profile(client: pylxd.Client, name: str, config: dict, devices: dict,
         return True
 
 
+def set_config(client: pylxd.Client, name: str, key: str, value: str) -> bool:
+    """Set one config key of an instance (live where LXD can); True if changed."""
+    with translated(f"configuring {name}"):
+        instance = client.instances.get(name)
+        if instance.config.get(key) == value:
+            return False
+        instance.config[key] = value
+        instance.save(wait=True)
+        return True
+
+
+def profile_names(client: pylxd.Client) -> list[str]:
+    """The profiles of the client's project."""
+    with translated("listing profiles"):
+        return [profile["name"] for profile in
+                client.api.profiles.get(params={"recursion": 1}).json()["metadata"]]
+
+
+def delete_profile(client: pylxd.Client, name: str) -> None:
+    """Delete a profile; Conflict naming the instances when it is in use."""
+    with translated(f"profile {name}"):
+        profile = client.profiles.get(name)
+        users = [path.rsplit("/", 1)[-1].split("?")[0] for path in profile.used_by]
+        if users:
+            raise Conflict(f"profile {name} is used by {', '.join(sorted(users))}")
+        profile.delete()
+
+
 def image_properties(client: pylxd.Client, alias: str) -> dict:
     """The properties of the image behind an alias (os, warren.cloud-init, ...)."""
     def load():

@@ -77,8 +77,13 @@ def ensure_member_project(settings, username: str, quota: Quota, profiles: dict)
             if _applied.get(name) == digest:
                 return name
         client = lxd.connect(settings.lxd_socket)
-        lxd.ensure_project(client, name, config, f"Warren member {username}")
         member_client = lxd.connect(settings.lxd_socket, project=name)
+        if lxd.project_exists(client, name):
+            # Profiles the member may no longer use go first: LXD will not
+            # block nesting while a profile in the project still asks for it.
+            for stale in set(lxd.profile_names(member_client)) - set(wanted) - {"default"}:
+                lxd.delete_profile(member_client, stale)
+        lxd.ensure_project(client, name, config, f"Warren member {username}")
         for profile_name, (profile_config, devices, description) in wanted.items():
             lxd.ensure_profile(member_client, profile_name, profile_config, devices, description)
         with _applied_lock:
@@ -107,6 +112,21 @@ def sync_existing(settings, db, usernames: list[str]) -> list[str]:
             continue
         forget_applied(name)
         user = accounts.find_user(username)
-        ensure_member_project(settings, username, quotas.quota_for(db, user), current_profiles())
+        quota = quotas.quota_for(db, user)
+        profiles = current_profiles()
+        ensure_member_project(settings, username, quota, profiles)
+        _sync_priorities(settings, db, user, quota, profiles)
         synced.append(name)
     return synced
+
+
+def _sync_priorities(settings, db, user: dict, quota, profiles: dict) -> None:
+    """Give the member's instances the CPU priority their share now allows
+    (LXD applies it live)."""
+    from .instances import lxd_name
+    scoped = lxd.connect(settings.lxd_socket, project=project_name(user["username"]))
+    for row in db["instances"].rows_where("user_id = ? AND status = 'ready'", [user["id"]]):
+        profile = profiles.get(row["profile"])
+        if profile is not None:
+            lxd.set_config(scoped, lxd_name(row), "limits.cpu.priority",
+                           str(quotas.cpu_priority(quota, profile)))

@@ -6,7 +6,7 @@ import os
 import socket
 import threading
 
-from . import jobs, leases, provisioning, reconcile
+from . import jobs, leases, provisioning, reconcile, sessions
 from .store import get_db
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,7 @@ class Worker:
             while not self._stop.is_set():
                 try:
                     jobs.release_dead(db)
+                    sessions.purge_expired(db)
                     reconcile.reconcile(db, self.settings)
                     if leases.check(db):
                         jobs.wake_worker(self.settings)

@@ -179,3 +179,17 @@ def test_throttle_per_address_and_reset_on_success(app, client, auth, make_user)
             throttle.record_failure(get_db(), f"name{number}", "127.0.0.1")
     response = auth.login("alice")
     assert response.status_code == 429 and "Too many failed sign-ins" in response.get_data(as_text=True)
+
+
+def test_expired_sessions_are_purged(app, client, auth, make_user):
+    from app import sessions
+    from app.store import get_db
+    make_user("alice")
+    auth.login()
+    with app.app_context():
+        db = get_db()
+        live = db["sessions"].count
+        db.execute("UPDATE sessions SET expires_at = '2000-01-01T00:00:00+00:00'")
+        assert sessions.purge_expired(db) == live
+        assert db["sessions"].count == 0
+    assert client.get("/").status_code == 302  # the expired session no longer signs anyone in

@@ -200,6 +200,11 @@ def test_quota_changes_reach_the_lxd_project_at_once(app, settings, worker, memb
     project = lxd.connect(settings.lxd_socket).projects.get(project_name(alice.username))
     assert project.config["limits.memory"] == "8GiB"
     assert project.config["limits.instances"] == "5"
+    assert member_instance(settings, alice).config["limits.cpu.priority"] == "10"
+    result = app.test_cli_runner().invoke(args=["user", "set-quota", alice.username, "--tier", "half"])
+    assert result.exit_code == 0, result.output
+    assert "limits updated" in result.output, result.output
+    assert member_instance(settings, alice).config["limits.cpu.priority"] == "5"  # applied live
 
 
 def test_half_share_gets_no_nesting(settings, worker, members):
@@ -289,3 +294,14 @@ def test_a_dns_name_owned_by_someone_else_fails_cleanly(app, settings, zone, dig
         assert dig(fqdn) == ["192.0.2.7"]
     finally:
         warren_dns.remove_name(zone, fqdn, "someone-else")
+
+
+def test_a_share_without_nesting_is_refused_while_a_nested_instance_exists(app, settings, worker,
+                                                                           members):
+    alice = members()
+    launch(alice, name="box", profile="nested")
+    result = app.test_cli_runner().invoke(args=["user", "set-quota", alice.username, "--tier", "half"])
+    assert f"profile nested is used by box-{alice.username}" in result.output
+    assert "Resolve that" in result.output
+    project = lxd.connect(settings.lxd_socket).projects.get(project_name(alice.username))
+    assert project.config["restricted.containers.nesting"] == "allow"  # unchanged, consistent
