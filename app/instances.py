@@ -14,7 +14,7 @@ from flask import current_app
 from . import addresses, clock, jobs, lxd, quotas, sshkeys
 from .errors import BackendError, Conflict, NotFound, ValidationError
 from .profiles import current_profiles
-from .projects import PREFIX as PROJECT_PREFIX, project_name, usable_profiles
+from .projects import member_of, project_name, usable_profiles
 from .store import get_db, now, transaction
 
 NAME = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -38,7 +38,7 @@ def lxd_name(instance: dict) -> str:
     Unique across projects on purpose: LXD 5.0 allocates isolated id maps
     skipping other containers by name alone, so two members' containers
     with the same name would share a host id range."""
-    return f"{instance['name']}-{instance['project'].removeprefix(PROJECT_PREFIX)}"
+    return f"{instance['name']}-{member_of(instance['project'])}"
 
 
 def _check_name(name: str, username: str, zone: str) -> list[str]:

@@ -50,11 +50,6 @@ def connect(socket_path: str, project: str | None = None) -> pylxd.Client:
     return cache[key]
 
 
-def forget_clients() -> None:
-    """Drop this thread's cached clients (after LXD restarts)."""
-    _clients.__dict__.pop("by_key", None)
-
-
 def _new_client(socket_path: str, project: str | None) -> pylxd.Client:
     with translated("connecting to LXD"):
         try:
@@ -214,7 +209,6 @@ def delete_instance(client: pylxd.Client, name: str, attempts: int = 20) -> bool
                 if "busy" not in str(error).lower() or attempt == attempts - 1:
                     raise
                 time.sleep(0.25)
-        return True
 
 
 def execute(instance, command: list[str]) -> tuple[int, str, str]:
@@ -346,11 +340,16 @@ def set_power(instance, action: str, timeout: int = 30) -> None:
             instance.start(wait=True)
 
 
+def _instance_list(client: pylxd.Client) -> list[dict]:
+    """Every instance of the client's project in one request (clean names:
+    pylxd's .all() appends ?project= to them)."""
+    with translated("listing instances"):
+        return client.api.instances.get(params={"recursion": 1}).json()["metadata"]
+
+
 def instance_states(client: pylxd.Client) -> dict[str, str]:
     """Name -> status (Running, Stopped, ...) of every instance in the project."""
-    with translated("listing instances"):
-        return {item["name"]: item["status"]
-                for item in client.api.instances.get(params={"recursion": 1}).json()["metadata"]}
+    return {item["name"]: item["status"] for item in _instance_list(client)}
 
 
 def ipv4_address(instance) -> str | None:
@@ -372,7 +371,7 @@ def delete_project(socket_path: str, name: str) -> bool:
             return False
     scoped = connect(socket_path, project=name)
     with translated(f"deleting project {name}"):
-        for instance_name in instance_states(scoped):  # pylxd's .all() names carry ?project=
+        for instance_name in instance_states(scoped):
             delete_instance(scoped, instance_name)
         for profile in scoped.profiles.all():
             if profile.name != "default":
@@ -392,6 +391,4 @@ def project_names(client: pylxd.Client, prefix: str, installation: str) -> list[
 
 def instance_configs(client: pylxd.Client) -> dict[str, dict]:
     """Name -> config of every instance in the client's project (one request)."""
-    with translated("listing instances"):
-        return {item["name"]: item["config"]
-                for item in client.api.instances.get(params={"recursion": 1}).json()["metadata"]}
+    return {item["name"]: item["config"] for item in _instance_list(client)}

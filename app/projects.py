@@ -24,6 +24,11 @@ def project_name(username: str) -> str:
     return PREFIX + username
 
 
+def member_of(project: str) -> str:
+    """The member a project belongs to (the inverse of project_name)."""
+    return project.removeprefix(PREFIX)
+
+
 def installation() -> str:
     """This Warren's installation id (see store.installation_id)."""
     from flask import current_app

@@ -17,7 +17,7 @@ from . import accounts, dns, lxd, quotas
 from .errors import BackendUnavailable, Conflict, WarrenError
 from .instances import lxd_name, record_event
 from .profiles import current_profiles
-from .projects import PREFIX, dns_owner, ensure_member_project, installation
+from .projects import dns_owner, ensure_member_project, installation, member_of
 from .store import get_db, now, transaction
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ def remove_everything(db, instance: dict, halfway=lambda: None) -> None:
     """Take down the instance's DNS name and LXD instance, if they are ours.
     With the DNS server down the removal is recorded and done by reconcile."""
     settings = _settings()
-    owner = dns_owner(instance["project"].removeprefix(PREFIX))
+    owner = dns_owner(member_of(instance["project"]))
     try:
         dns.remove_name(dns.zone_from_settings(settings), instance["fqdn"], owner)
     except Conflict as error:
@@ -135,13 +135,7 @@ def remove_everything(db, instance: dict, halfway=lambda: None) -> None:
                    [instance["fqdn"], owner, now()])
     halfway()
     client = _member_client(instance)
-    try:
-        found = _own_instance(client, instance)
-    except WarrenError as error:
-        if "does not exist" in str(error):  # the project itself is gone
-            return
-        raise
-    if found is not None:
+    if _own_instance(client, instance) is not None:  # None too when the project is gone
         lxd.delete_instance(client, lxd_name(instance))
 
 

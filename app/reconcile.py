@@ -12,7 +12,7 @@ import logging
 from . import dns, jobs, lxd
 from .errors import BackendUnavailable, Conflict
 from .instances import BUSY, lxd_name, record_event
-from .projects import PREFIX, dns_owner, installation
+from .projects import PREFIX, dns_owner, installation, member_of
 from .store import now, transaction
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ def _reconcile_dns(db, settings, actions):
     in_flight = {row["fqdn"] for row in rows.values() if row["status"] in BUSY}
     desired = {row["fqdn"]: row for row in rows.values() if row["status"] == "ready"}
     for fqdn, row in desired.items():
-        owner = dns_owner(row["project"].removeprefix(PREFIX))
+        owner = dns_owner(member_of(row["project"]))
         if owned.get(fqdn) == owner and dns.lookup(zone, fqdn) == [row["ipv4"]] \
                 and row["dns_state"] == "published":
             continue

@@ -161,7 +161,7 @@ def members(app, settings, unique_name):
         fqdns = [(row["fqdn"], row["project"]) for row in get_db()["instances"].rows]
     zone = dns.zone_from_settings(settings)
     with app.app_context():
-        owners = {fqdn: projects.dns_owner(project.removeprefix(projects.PREFIX))
+        owners = {fqdn: projects.dns_owner(projects.member_of(project))
                   for fqdn, project in fqdns}
     for fqdn, owner in owners.items():
         try:
