@@ -2,7 +2,7 @@
 import re
 import secrets
 
-from . import passwords, sessions, throttle
+from . import audit, passwords, sessions, throttle
 from .errors import AuthenticationFailed, Conflict, NotFound, ValidationError
 from .store import get_db, now, transaction
 
@@ -31,7 +31,8 @@ def _check_password(password: str) -> list[str]:
     return []
 
 
-def create_user(username: str, password: str, role: str = "member") -> dict:
+def create_user(username: str, password: str, role: str = "member", tier: str = "full",
+                actor: str = "cli") -> dict:
     """Create an account; every invalid field is reported at once."""
     errors = {}
     for field, problems in (("username", _check_username(username)),
@@ -46,11 +47,15 @@ def create_user(username: str, password: str, role: str = "member") -> dict:
     with transaction(db):
         if db["users"].count_where("username = ?", [username]):
             raise Conflict(f"The user name {username!r} is already taken.")
+        if not db["tiers"].count_where("name = ?", [tier]):
+            raise ValidationError({"tier": [f"There is no tier {tier!r}."]})
         stamp = now()
         user_id = db["users"].insert({
-            "username": username, "password_hash": password_hash, "role": role,
+            "username": username, "password_hash": password_hash, "role": role, "tier": tier,
             "disabled": 0, "created_at": stamp, "password_changed_at": stamp,
         }).last_pk
+        audit.record(db, actor, "account.create", username, member=username,
+                     detail=f"role {role}, tier {tier}")
     return get_user(user_id)
 
 
@@ -106,17 +111,21 @@ def sign_in(username: str, password: str, address: str) -> dict:
     return user
 
 
-def set_password(user_id: int, password: str, keep_session: str | None = None) -> None:
-    """Change a password and revoke the user's sessions (except keep_session)."""
+def set_password(user_id: int, password: str, keep_session: str | None = None,
+                 actor: str | None = None) -> None:
+    """Change a password and revoke the user's sessions (except keep_session);
+    `actor` is who did it (the user themself when not given)."""
     problems = _check_password(password)
     if problems:
         raise ValidationError({"password": problems})
-    get_user(user_id)
+    user = get_user(user_id)
     db = get_db()
     with transaction(db):
         db["users"].update(user_id, {"password_hash": passwords.hash_password(password),
                                      "password_changed_at": now()})
         sessions.revoke_user_sessions(db, user_id, keep=keep_session)
+        audit.record(db, actor or user["username"], "account.password", user["username"],
+                     member=user["username"], detail="sessions signed out")
 
 
 def ensure_admin(username: str, password: str = "") -> str | None:

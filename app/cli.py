@@ -5,7 +5,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from . import accounts, addresses, lxd, projects, quotas, store
+from . import accounts, addresses, lxd, members, projects, quotas, store
 from .errors import Conflict, WarrenError
 
 user_cli = AppGroup("user", help="Create accounts and reset passwords.")
@@ -48,7 +48,7 @@ def reset_password(username, password_stdin):
     """Set a new password; the user's sessions are signed out."""
     try:
         user = accounts.find_user(username)
-        accounts.set_password(user["id"], _read_password(password_stdin))
+        accounts.set_password(user["id"], _read_password(password_stdin), actor="cli")
     except WarrenError as error:
         _fail(error)
     click.echo(f"password of {username} changed; their sessions were signed out")
@@ -85,15 +85,17 @@ def _mirror(usernames: list[str]) -> None:
 @click.option("--tier", help="The member's share tier (see `flask tier list`).")
 @click.argument("overrides", nargs=-1)
 def set_quota(username, tier, overrides):
-    """Set a member's tier and overrides, e.g. set-quota alice instances=6 memory=8GiB."""
+    """Set a member's tier and add overrides, e.g. set-quota alice instances=6 memory=8GiB;
+    refused if the member's instances would not fit."""
     try:
         user = accounts.find_user(username)
-        quotas.set_quota(store.get_db(), user["id"], tier, quotas.parse_overrides(_pairs(overrides)))
-        quota = quotas.quota_for(store.get_db(), accounts.get_user(user["id"]))
+        merged = {**members.overrides_of(user), **quotas.parse_overrides(_pairs(overrides))}
+        quota, synced = members.set_quota(members.CLI, username, tier or user["tier"], merged)
     except WarrenError as error:
         _fail(error)
     click.echo(f"{username}: {_describe(quota)}")
-    _mirror([username])
+    for name in synced:
+        click.echo(f"LXD project {name}: limits updated")
 
 
 @tier_cli.command("list")

@@ -1,7 +1,8 @@
 """Web forms (Flask-WTF: CSRF token on each, field errors kept per field)."""
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, SelectField, SelectMultipleField, StringField, TextAreaField
-from wtforms.validators import DataRequired, EqualTo, Length
+from wtforms import (HiddenField, IntegerField, PasswordField, SelectField, SelectMultipleField,
+                     StringField, TextAreaField)
+from wtforms.validators import DataRequired, EqualTo, Length, NumberRange
 from wtforms.widgets import CheckboxInput, ListWidget
 
 
@@ -30,3 +31,86 @@ class InstanceRequestForm(FlaskForm):
                                      widget=ListWidget(prefix_label=False),
                                      option_widget=CheckboxInput())
     keys = TextAreaField("New SSH public keys", description="One per line, as in your .pub file.")
+
+
+# Admin forms: fields only; the services validate the values and report
+# every problem at once (the views put them next to the fields).
+
+class MemberCreateForm(FlaskForm):
+    username = StringField("User name", description="Becomes part of DNS names: web.<name>.<zone>.")
+    password = PasswordField("Initial password", description="At least 10 characters; hand it over "
+                                                            "and ask them to change it.")
+    role = SelectField("Role", choices=["member", "admin"])
+    tier = SelectField("Share tier", validate_choice=False)
+
+
+class InviteForm(FlaskForm):
+    role = SelectField("Role", choices=["member", "admin"])
+    tier = SelectField("Share tier", validate_choice=False)
+    hours = IntegerField("Valid for (hours)", default=72,
+                         validators=[NumberRange(1, 24 * 30, "From 1 hour to 30 days.")])
+
+
+class SignUpForm(FlaskForm):
+    username = StringField("User name", validators=[DataRequired(), Length(max=64)],
+                           description="Lower-case letters, digits and hyphens; part of your DNS names.")
+    password = PasswordField("Password", validators=[DataRequired()])
+    confirm = PasswordField("Repeat the password",
+                            validators=[DataRequired(), EqualTo("password", "The two entries differ.")])
+
+
+QUOTA_FIELDS = ("instances", "cpu", "memory", "disk", "processes", "cpu_priority", "nesting")
+
+
+class QuotaValuesForm(FlaskForm):
+    """Quota values as text; an empty field means 'as the tier says'."""
+    instances = StringField("Instances")
+    cpu = StringField("CPUs")
+    memory = StringField("Memory", description="e.g. 8GiB")
+    disk = StringField("Root disk", description="e.g. 40GiB")
+    processes = StringField("Processes")
+    cpu_priority = StringField("CPU priority cap", description="0-10")
+    nesting = StringField("Nesting", description="true or false")
+
+    def values_text(self) -> dict[str, str]:
+        """The fields that were filled in."""
+        return {name: getattr(self, name).data.strip() for name in QUOTA_FIELDS
+                if (getattr(self, name).data or "").strip()}
+
+
+class QuotaForm(QuotaValuesForm):
+    """A member's tier plus their overrides."""
+    tier = SelectField("Share tier", validate_choice=False)
+
+
+class QuotaRequestForm(QuotaValuesForm):
+    """A member asking for more: the values they need and why."""
+    reason = TextAreaField("What it is for")
+
+
+class DeleteMemberForm(FlaskForm):
+    confirmation = StringField("Type the user name to confirm")
+
+
+class ProfileForm(FlaskForm):
+    name = StringField("Name", description="The file becomes profiles/<name>.yaml.")
+    text = TextAreaField("Profile (YAML)")
+    reviewed = HiddenField()
+
+
+class DecisionForm(FlaskForm):
+    reason = TextAreaField("Reason", description="Shown to the member; required to deny.")
+
+
+def show_errors(form, errors: dict[str, list[str]], rest=None) -> None:
+    """Put a service's field errors next to the form's fields; the others
+    go to the `rest` field (with their name), or to the top of the form."""
+    for name, messages in errors.items():
+        field = form._fields.get(name) if name != "csrf_token" else None
+        if field is not None:
+            field.errors = list(field.errors) + list(messages)
+        elif rest is not None:
+            rest.errors = list(rest.errors) + [f"{name}: {message}" for message in messages]
+        else:
+            form.form_errors.extend(f"{name}: {message}" if name != "form" else message
+                                    for message in messages)

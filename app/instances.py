@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from flask import current_app
 
-from . import addresses, clock, jobs, lxd, quotas, sshkeys
+from . import addresses, audit, clock, jobs, lxd, quotas, sshkeys
 from .errors import BackendError, Conflict, NotFound, ValidationError
 from .profiles import current_profiles
 from .projects import member_of, project_name, usable_profiles
@@ -21,6 +21,8 @@ NAME = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
 ACTIONS = ("start", "stop", "restart")
 # Statuses in which the worker still has work to do.
 BUSY = ("queued", "creating", "starting", "publishing", "deleting")
+# Statuses of requests that hold nothing: no quota, no address, no LXD instance.
+RELEASED = ("failed", "denied")
 
 
 def _settings():
@@ -74,7 +76,15 @@ def _chosen_keys(user: dict, keys_text: str, saved_ids: list) -> tuple[list, lis
 
 def request_instance(user: dict, name: str, profile_name: str, image: str, keys_text: str = "",
                      saved_key_ids: list | None = None) -> dict:
-    """Validate every field, reserve name, quota and address, queue the job."""
+    """Validate every field, reserve name, quota and address, queue the job
+    (or put it in the approval queue when the profile asks for that)."""
+    target = fqdn_for((name or "").strip().lower(), user["username"], _settings().dns_zone)
+    with audit.audited(get_db(), user["username"], "instance.request", target,
+                       member=user["username"], detail=f"profile {profile_name}, image {image}"):
+        return _request_instance(user, name, profile_name, image, keys_text, saved_key_ids)
+
+
+def _request_instance(user, name, profile_name, image, keys_text, saved_key_ids) -> dict:
     settings = _settings()
     name = (name or "").strip().lower()
     errors: dict[str, list[str]] = {}
@@ -105,13 +115,15 @@ def request_instance(user: dict, name: str, profile_name: str, image: str, keys_
         if address is None:
             raise Conflict("No free addresses are left on Warren's network; ask an admin.")
         stamp = now()
+        waits = profile.approval and user["role"] != "admin"
         instance_id = db["instances"].insert({
             "user_id": user["id"], "name": name, "project": project_name(user["username"]),
             "profile": profile.name, "image": image, "instance_type": profile.instance_type,
             "fqdn": fqdn_for(name, user["username"], settings.dns_zone), "ipv4": address,
             "ssh_keys": "\n".join(key.line for key in keys),
             "cpu": profile.limits.cpu, "memory": profile.limits.memory, "disk": profile.limits.disk,
-            "processes": profile.limits.processes, "status": "queued", "error": None,
+            "processes": profile.limits.processes, "error": None,
+            "status": "awaiting-approval" if waits else "queued",
             "lease_expires_at": lease_end(profile), "created_at": stamp, "updated_at": stamp,
         }).last_pk
         for key in keys:
@@ -119,8 +131,14 @@ def request_instance(user: dict, name: str, profile_name: str, image: str, keys_
                        "VALUES (?, ?, ?, ?)", [user["id"], key.fingerprint, key.line, stamp])
         # Recheck with the reservation in place: the sum must still fit.
         quotas.check_within(quota, quotas.usage(db, user["id"]))
-        jobs.enqueue(db, instance_id, "provision")
-        record_event(db, instance_id, "queued", "Request accepted; waiting for the worker.")
+        if waits:
+            db["approvals"].insert({"user_id": user["id"], "kind": "instance",
+                                    "instance_id": instance_id, "created_at": stamp})
+            record_event(db, instance_id, "awaiting-approval", f"The {profile.name} profile needs "
+                         "an admin's approval; the name, quota and address are held meanwhile.")
+        else:
+            jobs.enqueue(db, instance_id, "provision")
+            record_event(db, instance_id, "queued", "Request accepted; waiting for the worker.")
     jobs.wake_worker(settings)
     return get_instance(user, instance_id)
 
@@ -182,11 +200,18 @@ def events(user: dict, instance_id) -> list[dict]:
     return list(get_db()["events"].rows_where("instance_id = ?", [instance_id], order_by="id"))
 
 
-def request_action(user: dict, instance_id, action: str) -> None:
-    """Queue start, stop, restart or delete for one of the member's instances."""
+def request_action(user: dict, instance_id, action: str, actor: dict | None = None) -> None:
+    """Queue start, stop, restart or delete for one of the member's instances
+    (on the member's behalf by `actor`, an admin, when given)."""
     instance = get_instance(user, instance_id)
     if action not in ACTIONS + ("delete",):
         raise NotFound("No such action.")
+    with audit.audited(get_db(), (actor or user)["username"], f"instance.{action}", instance["fqdn"],
+                       member=user["username"]):
+        _queue_action(instance, action)
+
+
+def _queue_action(instance: dict, action: str) -> None:
     if action in ACTIONS and instance["status"] != "ready":
         raise Conflict(f"{instance['name']} is {instance['status']}; wait until it is ready.")
     db = get_db()

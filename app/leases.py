@@ -4,9 +4,10 @@ renewal within the profile's limit. Every step is recorded as an event.
 The worker checks leases on each reconcile pass; app.clock gives the time."""
 from datetime import datetime, timedelta
 
-from . import clock, jobs
+from . import audit, clock, jobs
 from .errors import Conflict
 from .instances import get_instance, record_event
+from .projects import member_of
 from .profiles import current_profiles
 from .store import get_db, now, transaction
 
@@ -35,12 +36,16 @@ def check(db) -> list[str]:
                 db["instances"].update(row["id"], {"status": "deleting", "updated_at": now()})
                 record_event(db, row["id"], "lease", "Lease expired and the grace period is over: deleting.")
                 jobs.enqueue(db, row["id"], "delete")
+                audit.record(db, audit.WORKER, "lease.delete", row["fqdn"],
+                             member=member_of(row["project"]), detail="grace period over")
                 actions.append(f"lease over: deleting {row['fqdn']}")
             elif moment >= end and row["lease_state"] != "expired":
                 db["instances"].update(row["id"], {"lease_state": "expired", "updated_at": now()})
                 record_event(db, row["id"], "lease", f"Lease expired: stopping. It is deleted at "
                              f"{(end + grace).isoformat(timespec='minutes')} unless renewed.")
                 jobs.enqueue(db, row["id"], "stop")
+                audit.record(db, audit.WORKER, "lease.stop", row["fqdn"],
+                             member=member_of(row["project"]), detail="lease expired")
                 actions.append(f"lease expired: stopping {row['fqdn']}")
             elif moment >= end - WARNING and row["lease_state"] == "active":
                 db["instances"].update(row["id"], {"lease_state": "warned", "updated_at": now()})
@@ -72,4 +77,6 @@ def renew(user: dict, instance_id) -> str:
                      f"{row['lease_renewals'] + 1} of {profile.lease_renewals}).")
         if row["lease_state"] == "expired":
             jobs.enqueue(db, row["id"], "start")
+        audit.record(db, user["username"], "lease.renew", row["fqdn"], member=user["username"],
+                     detail=f"until {end}")
     return end

@@ -392,3 +392,41 @@ def project_names(client: pylxd.Client, prefix: str, installation: str) -> list[
 def instance_configs(client: pylxd.Client) -> dict[str, dict]:
     """Name -> config of every instance in the client's project (one request)."""
     return {item["name"]: item["config"] for item in _instance_list(client)}
+
+
+def instance_usage(client: pylxd.Client) -> dict[str, dict]:
+    """Name -> status, root disk use and memory use of every instance in
+    the client's project, from LXD's instance state (one request)."""
+    with translated("reading instance state"):
+        items = client.api.instances.get(params={"recursion": 2}).json()["metadata"]
+    usage = {}
+    for item in items:
+        state = item.get("state") or {}
+        usage[item["name"]] = {
+            "status": item["status"],
+            "disk": ((state.get("disk") or {}).get("root") or {}).get("usage", 0),
+            "memory": (state.get("memory") or {}).get("usage", 0),
+            "processes": state.get("processes", 0) if state.get("processes", -1) >= 0 else 0,
+        }
+    return usage
+
+
+def cpu_seconds(client: pylxd.Client) -> dict[str, float]:
+    """Name -> CPU seconds used so far by each running instance of the
+    client's project, from /1.0/metrics (OpenMetrics text)."""
+    from prometheus_client.parser import text_string_to_metric_families
+    with translated("reading metrics"):
+        text = client.api.metrics.get().text
+    found: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "lxd_cpu_seconds_total" and "name" in sample.labels:
+                found[sample.labels["name"]] = found.get(sample.labels["name"], 0.0) + sample.value
+    return found
+
+
+def host_resources(client: pylxd.Client) -> dict:
+    """The host's CPU threads and memory, from /1.0/resources."""
+    with translated("reading host resources"):
+        resources = client.api.resources.get().json()["metadata"]
+    return {"cpu": resources["cpu"]["total"], "memory": resources["memory"]["total"]}

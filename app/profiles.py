@@ -226,6 +226,41 @@ class ProfileSet:
     def get(self, name: str) -> Profile | None:
         return self.all().get(name)
 
+    def path(self, name: str) -> Path:
+        """The file of a profile (whether or not it exists)."""
+        if not NAME.match(name or ""):
+            raise ValidationError({"name": ["use 2 to 32 lower-case letters, digits or hyphens, "
+                                            "starting with a letter"]})
+        return self.folder / f"{name}.yaml"
+
+    def text(self, name: str) -> str:
+        """A profile's YAML as written in its file."""
+        return self.path(name).read_text()
+
+    def write(self, name: str, text: str) -> None:
+        """Replace a profile's file atomically: a reader sees the old file
+        or the new one, never half of it, and a crash keeps one of them."""
+        path = self.path(name)
+        temporary = path.with_name(f".{path.name}.tmp")
+        with open(temporary, "w") as handle:
+            handle.write(text if text.endswith("\n") else text + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+        self._sync_folder()
+
+    def remove(self, name: str) -> None:
+        """Delete a profile's file."""
+        self.path(name).unlink()
+        self._sync_folder()
+
+    def _sync_folder(self) -> None:
+        descriptor = os.open(self.folder, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
 
 def load_folder(folder: Path) -> dict[str, Profile]:
     """Parse every *.yaml in a folder; all files' errors are reported together."""
@@ -245,7 +280,12 @@ def init_app(app):
     app.extensions["warren.profiles"] = ProfileSet(app.config["WARREN"].profiles_dir)
 
 
+def profile_set() -> ProfileSet:
+    """The app's profile folder."""
+    from flask import current_app
+    return current_app.extensions["warren.profiles"]
+
+
 def current_profiles() -> dict[str, Profile]:
     """The app's profiles, re-read if a file changed."""
-    from flask import current_app
-    return current_app.extensions["warren.profiles"].all()
+    return profile_set().all()

@@ -125,6 +125,30 @@ def sync_existing(settings, db, usernames: list[str]) -> list[str]:
     return synced
 
 
+def sync_profiles(settings, db) -> list[str]:
+    """Bring every member project in line with the profile files as they
+    are now (e.g. after a git pull in profiles/); cheap when nothing changed,
+    since each project's applied state is remembered. Returns the projects
+    that changed."""
+    existing = set(lxd.project_names(lxd.connect(settings.lxd_socket), PREFIX, installation()))
+    profiles = current_profiles()
+    changed = []
+    for user in list(db["users"].rows_where("deleting = 0")):
+        name = project_name(user["username"])
+        if name not in existing:
+            continue
+        quota = quotas.quota_for(db, user)
+        with _applied_lock:
+            before = _applied.get(name)
+        ensure_member_project(settings, user["username"], quota, profiles)
+        with _applied_lock:
+            after = _applied.get(name)
+        if after != before:
+            _sync_priorities(settings, db, user, quota, profiles)
+            changed.append(name)
+    return changed
+
+
 def _sync_priorities(settings, db, user: dict, quota, profiles: dict) -> None:
     """Give the member's instances the CPU priority their share now allows
     (LXD applies it live)."""

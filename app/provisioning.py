@@ -13,7 +13,7 @@ import signal
 import yaml
 from flask import current_app
 
-from . import accounts, dns, lxd, quotas
+from . import accounts, audit, dns, lxd, quotas
 from .errors import BackendUnavailable, Conflict, WarrenError
 from .instances import lxd_name, record_event
 from .profiles import current_profiles
@@ -177,6 +177,7 @@ def run_job(job: dict) -> str | None:
     if not rows:
         return None  # deleted meanwhile
     instance = rows[0]
+    member = member_of(instance["project"])
     try:
         if job["kind"] == "provision":
             if instance["status"] in ("queued", "creating", "starting", "publishing"):
@@ -187,6 +188,8 @@ def run_job(job: dict) -> str | None:
             power(db, instance, job["kind"])
     except WarrenError as error:
         log.warning("job %s (%s %s) failed: %s", job["id"], job["kind"], instance["fqdn"], error)
+        audit.record(db, audit.WORKER, f"instance.{job['kind']}", instance["fqdn"], "failed",
+                     member=member, detail=str(error))
         if job["kind"] == "provision":
             fail(db, instance, error)
         elif job["kind"] == "delete":
@@ -196,4 +199,6 @@ def run_job(job: dict) -> str | None:
             with transaction(db):
                 record_event(db, instance["id"], job["kind"], f"{job['kind'].capitalize()} failed: {error}")
         return str(error)
+    audit.record(db, audit.WORKER, f"instance.{job['kind']}", instance["fqdn"], member=member,
+                 detail=instance.get("status", ""))
     return None

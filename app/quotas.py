@@ -95,28 +95,20 @@ def parse_overrides(pairs: dict[str, str]) -> dict:
     return overrides
 
 
-def set_quota(db, user_id: int, tier: str | None = None, overrides: dict | None = None) -> None:
-    """Change a member's tier and/or merge quota overrides."""
-    row = db["users"].get(user_id)
-    changes = {}
-    if tier is not None:
-        if tier not in tiers(db):
-            raise NotFound(f"No tier {tier!r} (tiers: {', '.join(tiers(db))}).")
-        changes["tier"] = tier
-    if overrides:
-        merged = {**json.loads(row["quota_overrides"] or "{}"), **overrides}
-        changes["quota_overrides"] = json.dumps(merged, sort_keys=True)
-    if changes:
-        db["users"].update(user_id, changes)
-
-
 def usage(db, user_id: int) -> dict:
-    """What a member's instances take now (failed requests hold nothing)."""
+    """What a member's instances take now (failed and denied requests hold nothing)."""
     row = db.execute(
         "SELECT count(*), coalesce(sum(cpu), 0), coalesce(sum(memory), 0), coalesce(sum(disk), 0), "
-        "coalesce(sum(processes), 0) FROM instances WHERE user_id = ? AND status != 'failed'",
+        "coalesce(sum(processes), 0) FROM instances WHERE user_id = ? AND status NOT IN ('failed', 'denied')",
         [user_id]).fetchone()
     return dict(zip(("instances", "cpu", "memory", "disk", "processes"), row))
+
+
+def show_value(key: str, value) -> str:
+    """A quota value as people write it (sizes in GiB/MiB, booleans as true/false)."""
+    if key in ("memory", "disk"):
+        return format_size(value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def cpu_priority(quota: Quota, profile) -> int:

@@ -9,9 +9,9 @@ Running it twice in a row changes nothing the second time.
 """
 import logging
 
-from . import dns, jobs, lxd
+from . import audit, dns, jobs, lxd
 from .errors import BackendUnavailable, Conflict
-from .instances import BUSY, lxd_name, record_event
+from .instances import BUSY, RELEASED, lxd_name, record_event
 from .projects import PREFIX, dns_owner, installation, member_of
 from .store import now, transaction
 
@@ -32,11 +32,14 @@ def reconcile(db, settings) -> list[str]:
         actions.append(f"skipped DNS: {error}")
     for action in actions:
         log.info("reconcile: %s", action)
+        if not action.startswith("skipped"):
+            audit.record(db, audit.WORKER, "reconcile", action)
     return actions
 
 
 def _free_leaked_addresses(db, actions):
-    cursor = db.execute("UPDATE instances SET ipv4 = NULL WHERE status = 'failed' AND ipv4 IS NOT NULL")
+    cursor = db.execute("UPDATE instances SET ipv4 = NULL WHERE status IN ('failed', 'denied') "
+                        "AND ipv4 IS NOT NULL")
     if cursor.rowcount:
         actions.append(f"freed {cursor.rowcount} address(es) held by failed requests")
 
@@ -56,7 +59,7 @@ def _reconcile_lxd(db, settings, actions):
     rows = _rows(db)  # read after LXD: a row always exists before its instance
     for (project, name), warren_id in present.items():
         row = rows.get(warren_id)
-        if row is None or row["status"] == "failed" or (row["project"], lxd_name(row)) != (project, name):
+        if row is None or row["status"] in RELEASED or (row["project"], lxd_name(row)) != (project, name):
             if lxd.delete_instance(lxd.connect(settings.lxd_socket, project=project), name):
                 actions.append(f"deleted orphan instance {name} in {project}")
     for row in rows.values():

@@ -6,7 +6,7 @@ import os
 import socket
 import threading
 
-from . import jobs, leases, provisioning, reconcile, sessions
+from . import jobs, leases, members, projects, provisioning, reconcile, sessions
 from .store import get_db
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,8 @@ class Worker:
                     reconcile.reconcile(db, self.settings)
                     if leases.check(db):
                         jobs.wake_worker(self.settings)
+                    projects.sync_profiles(self.settings, db)  # profile files edited on disk
+                    members.finish_deletions(db, self.settings)
                 except Exception:  # never let a repair pass take the worker down
                     log.exception("reconcile pass failed")
                 self._stop.wait(self.settings.reconcile_seconds)
@@ -111,3 +113,8 @@ class Worker:
             log.exception("job %s crashed", job["id"])
             error = f"internal error: {type(unexpected).__name__}"
         jobs.finish(db, job["id"], error)
+        if job["kind"] == "delete":  # maybe a deleted member's last instance: finish the member
+            try:
+                members.finish_deletions(db, self.settings)
+            except Exception:
+                log.exception("finishing member deletions failed")

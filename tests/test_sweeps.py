@@ -26,15 +26,20 @@ def instance_row(app, username):
             "lease_expires_at": None, "created_at": now(), "updated_at": now()}).last_pk
 
 
+PLACEHOLDERS = {"username": "bob", "name": "small", "token": "no-such-invitation", "approval_id": 1}
+
+
 def urls(app, method, values):
     """Every URL of the app for a method, with placeholders filled in."""
+    values = {**PLACEHOLDERS, **values}
     found = []
     for rule in app.url_map.iter_rules():
         if method not in rule.methods or rule.endpoint == "static":
             continue
         options = [dict()]
         for argument in rule.arguments:
-            choices = ACTIONS if argument == "action" else [values[argument]]
+            choices = {"action": ACTIONS, "verdict": ("approve", "deny")}.get(argument) \
+                or [values[argument]]
             options = [dict(option, **{argument: choice}) for option in options for choice in choices]
         found += [_build(app, rule, option) for option in options]
     return found
@@ -84,6 +89,19 @@ def test_no_get_route_changes_state(app, client, two_members):
     assert len(gets) >= 7
     for url in gets:
         assert client.get(url).status_code < 500, url
+    assert state_digest(app) == before
+
+
+def test_no_admin_get_route_changes_state(app, client, make_user, two_members):
+    make_user("root", role="admin")
+    Auth(client).logout()
+    Auth(client).login("root")
+    before = state_digest(app)
+    gets = urls(app, "GET", {"instance_id": two_members})
+    for url in gets:
+        assert client.get(url).status_code < 500, url
+    assert client.get("/admin/users/bob").status_code == 200
+    assert client.get("/admin/profiles/small").status_code == 200
     assert state_digest(app) == before
 
 

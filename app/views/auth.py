@@ -1,11 +1,11 @@
-"""Login, logout and password change."""
+"""Login, logout, password change and sign-up by invitation."""
 from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
 
-from .. import accounts
-from ..errors import AuthenticationFailed, TooManyAttempts, ValidationError
-from ..forms import LoginForm, PasswordChangeForm
+from .. import accounts, members
+from ..errors import AuthenticationFailed, Conflict, TooManyAttempts, ValidationError
+from ..forms import LoginForm, PasswordChangeForm, SignUpForm, show_errors
 from .guards import login_required
 
 bp = Blueprint("auth", __name__)
@@ -81,3 +81,27 @@ def change_password():
     elif request.method == "POST":
         status = 422
     return render_template("auth/password.html", form=form), status
+
+
+@bp.route("/invite/<token>", methods=["GET", "POST"])
+def accept_invite(token):
+    """Sign up through a one-time invitation link."""
+    invitation = members.invitation(token)  # 404 when unknown, used or expired
+    form = SignUpForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            user = members.accept_invite(token, form.username.data, form.password.data)
+        except ValidationError as error:
+            show_errors(form, error.errors)
+            status = 422
+        except Conflict as error:
+            form.username.errors = [str(error)]
+            status = 409
+        else:
+            _start_session(user)
+            flash(f"Welcome, {user['username']}. Your account is ready.")
+            return redirect(url_for("member.dashboard"), 303)
+    elif request.method == "POST":
+        status = 422
+    return render_template("auth/invite.html", form=form, invitation=invitation), status

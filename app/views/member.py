@@ -1,9 +1,10 @@
 """Member pages: dashboard, instance requests, status pages and actions."""
 from flask import Blueprint, flash, g, jsonify, redirect, render_template, request, url_for
 
-from .. import instances, leases, quotas
+from .. import approvals, audit, instances, leases, quotas, usage as usage_report
 from ..errors import ValidationError
-from ..forms import EmptyForm, InstanceRequestForm
+from ..forms import EmptyForm, InstanceRequestForm, QuotaRequestForm, show_errors
+from ..store import get_db
 from ..profiles import current_profiles
 from ..projects import usable_profiles
 from ..units import format_size
@@ -40,7 +41,37 @@ def _fill_choices(form: InstanceRequestForm) -> dict:
 def usage():
     quota = instances.member_quota(g.user)
     return render_template("member/usage.html", tier=g.user["tier"], quota=quota,
-                           rows=quotas.usage_table(quota, instances.usage(g.user)))
+                           rows=quotas.usage_table(quota, instances.usage(g.user)),
+                           live=usage_report.member_usage(g.user))
+
+
+@bp.route("/requests", methods=["GET", "POST"])
+@login_required
+def requests():
+    """Ask for a larger quota; see the outcome of every request."""
+    form = QuotaRequestForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            approvals.request_quota(g.user, form.values_text(), form.reason.data)
+        except ValidationError as error:
+            show_errors(form, error.errors)
+            status = 422
+        else:
+            flash("Request sent; an admin decides on it. The outcome shows here.")
+            return redirect(url_for("member.requests"), 303)
+    elif request.method == "POST":
+        status = 400
+    return render_template("member/requests.html", form=form, rows=approvals.of_member(g.user),
+                           quota=instances.member_quota(g.user)), status
+
+
+@bp.route("/activity")
+@login_required
+def activity():
+    """The audit entries about the member."""
+    return render_template("member/activity.html",
+                           entries=audit.entries(get_db(), member=g.user["username"]))
 
 
 @bp.route("/instances/new", methods=["GET", "POST"])

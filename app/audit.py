@@ -1,0 +1,79 @@
+"""The audit log: every state change, who asked for it, on what, when, and
+how it ended (ok, refused with the reason, or failed with the reason).
+
+Entries are plain text (names, not row ids), so they outlive the members
+and instances they speak of. Admins see all of them; members see the
+entries about themselves.
+"""
+from contextlib import contextmanager
+
+from .errors import WarrenError, status_for
+from .store import now
+
+WORKER = "warren"  # the actor of what the worker decides by itself (leases, repairs)
+FILTERS = ("actor", "member", "action", "result")
+PAGE = 200
+
+
+def actor_name(user: dict | None) -> str:
+    """How an actor is written: the user name, or 'warren' for Warren itself."""
+    return user["username"] if user else WORKER
+
+
+def record(db, actor: str, action: str, target: str, result: str = "ok", *,
+           member: str | None = None, detail: str = "") -> None:
+    """Append one entry (inside the caller's transaction when there is one)."""
+    db["audit"].insert({"at": now(), "actor": actor, "member": member, "action": action,
+                        "target": target, "result": result, "detail": detail})
+
+
+def outcome(error: WarrenError) -> str:
+    """'refused' for errors the asker can act on (4xx), 'failed' for the rest."""
+    return "refused" if status_for(error) < 500 else "failed"
+
+
+@contextmanager
+def audited(db, actor: str, action: str, target: str, *, member: str | None = None,
+            detail: str = ""):
+    """Record the block's outcome: ok when it returns, refused/failed with
+    the reason when it raises a WarrenError (which is then re-raised).
+
+    The entry is written after the block, so a refusal is recorded even
+    though the block's own transaction was rolled back. The block may set
+    note["detail"] to say what it did."""
+    note = {"detail": detail}
+    try:
+        yield note
+    except WarrenError as error:
+        record(db, actor, action, target, outcome(error), member=member,
+               detail=f"{note['detail']}: {error}" if note["detail"] else str(error))
+        raise
+    record(db, actor, action, target, member=member, detail=note["detail"])
+
+
+def entries(db, filters: dict | None = None, member: str | None = None) -> list[dict]:
+    """The newest entries first, narrowed by exact-match filters (see
+    FILTERS) and an optional 'since' date; `member` limits them to one
+    member's own (as actor or as the member concerned)."""
+    clauses, values = [], []
+    for key in FILTERS:
+        value = (filters or {}).get(key)
+        if value:
+            clauses.append(f"{key} = ?")
+            values.append(value)
+    since = (filters or {}).get("since")
+    if since:
+        clauses.append("at >= ?")
+        values.append(since)
+    if member is not None:
+        clauses.append("(member = ? OR actor = ?)")
+        values += [member, member]
+    where = " AND ".join(clauses) or None
+    return list(db["audit"].rows_where(where, values, order_by="id DESC", limit=PAGE))
+
+
+def choices(db) -> dict[str, list[str]]:
+    """The values each filter can take, for the filter form."""
+    return {key: [row[0] for row in db.execute(
+        f"SELECT DISTINCT {key} FROM audit WHERE {key} IS NOT NULL ORDER BY 1")]
+        for key in FILTERS}

@@ -1,0 +1,176 @@
+"""Admins' profile changes: review, save, delete.
+
+The YAML files stay the source of truth. A change is first reviewed: the
+same parser as the files validates it, and the review lists what changes
+in LXD, which instances follow (LXD applies profile changes live), and
+which members would go over quota (then the save is refused). A save
+writes the file atomically and syncs the LXD profile in every member
+project; if LXD refuses, the old file is put back and synced again, so
+files and LXD never disagree.
+"""
+import fcntl
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from . import audit, projects, quotas
+from .errors import Conflict, NotFound, WarrenError
+from .instances import RELEASED
+from .profiles import Profile, parse_profile, profile_set
+from .store import get_db, now, transaction
+from .units import format_size
+
+
+@dataclass
+class Review:
+    """What saving a profile would do."""
+    profile: Profile
+    created: bool
+    changes: list[tuple[str, str, str]] = field(default_factory=list)  # key, old, new
+    affected: list[dict] = field(default_factory=list)  # instances that follow
+    problems: list[str] = field(default_factory=list)  # why it would be refused
+
+
+def _settings():
+    from flask import current_app
+    return current_app.config["WARREN"]
+
+
+@contextmanager
+def _folder_lock():
+    """One profile change at a time, across web workers."""
+    with open(profile_set().folder / ".lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def _flat(profile: Profile | None) -> dict[str, str]:
+    if profile is None:
+        return {}
+    flat = {f"config {key}": value for key, value in profile.lxd_config().items()}
+    flat["root disk size"] = format_size(profile.limits.disk)
+    flat["instance type"] = profile.instance_type
+    flat["images"] = ", ".join(profile.images)
+    flat["approval"] = "required" if profile.approval else "not required"
+    flat["lease"] = (f"{profile.lease_hours} h, {profile.lease_renewals} renewal(s), "
+                     f"{profile.lease_grace_hours} h grace" if profile.lease_hours else "none")
+    return flat
+
+
+def using(name: str) -> list[dict]:
+    """Instances that hold resources under a profile, with their member."""
+    placeholders = ", ".join("?" for _ in RELEASED)
+    rows = get_db().execute(
+        "SELECT i.id, i.fqdn, i.status, i.user_id, i.cpu, i.memory, i.disk, i.processes, u.username "
+        f"FROM instances i JOIN users u ON u.id = i.user_id WHERE i.profile = ? "
+        f"AND i.status NOT IN ({placeholders}) ORDER BY i.fqdn", [name, *RELEASED]).fetchall()
+    keys = ("id", "fqdn", "status", "user_id", "cpu", "memory", "disk", "processes", "username")
+    return [dict(zip(keys, row)) for row in rows]
+
+
+def _quota_problems(profile: Profile, affected: list[dict]) -> list[str]:
+    """Members whose use would pass their quota with the new limits."""
+    db = get_db()
+    problems = []
+    for username in sorted({row["username"] for row in affected}):
+        mine = [row for row in affected if row["username"] == username]
+        user = db["users"].get(mine[0]["user_id"])
+        quota = quotas.quota_for(db, user)
+        used = quotas.usage(db, user["id"])
+        for key in ("cpu", "memory", "disk", "processes"):
+            used[key] += sum(getattr(profile.limits, key) - row[key] for row in mine)
+        over = [f"{label} {show(used[key])} of {show(getattr(quota, key))}"
+                for key, label, show in quotas.RESOURCES if used[key] > getattr(quota, key)]
+        if profile.nesting and not quota.nesting:
+            over.append("nesting, which their share does not allow")
+        if over:
+            problems.append(f"{username} would use " + ", ".join(over))
+    return problems
+
+
+def review(name: str, text: str, creating: bool) -> Review:
+    """Validate a profile's new YAML and say what saving it would do."""
+    profile = parse_profile(name, text, f"{name}.yaml")
+    old = profile_set().get(name)
+    if creating and old is not None:
+        raise Conflict(f"A profile named {name} exists already; edit it instead.")
+    if not creating and old is None:
+        raise NotFound(f"No profile named {name}.")
+    before, after = _flat(old), _flat(profile)
+    result = Review(profile=profile, created=old is None)
+    result.changes = [(key, before.get(key, "-"), after.get(key, "-"))
+                      for key in sorted(set(before) | set(after)) if before.get(key) != after.get(key)]
+    result.affected = using(name)
+    if old is not None and old.instance_type != profile.instance_type and result.affected:
+        result.problems.append(f"the instance type cannot change while {len(result.affected)} "
+                               f"instance(s) use the profile")
+    result.problems += _quota_problems(profile, result.affected)
+    return result
+
+
+def _sync_all() -> None:
+    db = get_db()
+    usernames = [row[0] for row in db.execute("SELECT username FROM users WHERE deleting = 0")]
+    projects.sync_existing(_settings(), db, usernames)
+
+
+def save(actor: dict, name: str, text: str, creating: bool) -> Review:
+    """Write a reviewed profile and bring every member project in line;
+    refused, naming the members, when anyone would go over quota."""
+    db = get_db()
+    action = "profile.create" if creating else "profile.edit"
+    with audit.audited(db, actor["username"], action, name or "-") as note:
+        with _folder_lock():
+            result = review(name, text, creating)
+            note["detail"] = "; ".join(f"{key}: {old} -> {new}" for key, old, new in result.changes) \
+                or "no change"
+            if result.problems:
+                raise Conflict("Not saved: " + "; ".join(result.problems) + ".")
+            folder = profile_set()
+            previous = None if creating else folder.text(name)
+            folder.write(name, text)
+            try:
+                _sync_all()
+            except WarrenError as error:
+                _restore(name, previous)
+                raise type(error)(f"LXD refused the change, so the file was put back: {error}") \
+                    from error
+            with transaction(db):
+                for row in result.affected:
+                    db["instances"].update(row["id"], {
+                        "cpu": result.profile.limits.cpu, "memory": result.profile.limits.memory,
+                        "disk": result.profile.limits.disk,
+                        "processes": result.profile.limits.processes, "updated_at": now()})
+    return result
+
+
+def _restore(name: str, previous: str | None) -> None:
+    folder = profile_set()
+    if previous is None:
+        folder.remove(name)
+    else:
+        folder.write(name, previous)
+    try:
+        _sync_all()
+    except WarrenError:
+        pass  # the worker's next pass brings LXD in line with the files
+
+
+def delete(actor: dict, name: str) -> None:
+    """Delete a profile nobody uses; refused with the list of its instances."""
+    db = get_db()
+    with audit.audited(db, actor["username"], "profile.delete", name or "-"):
+        with _folder_lock():
+            if profile_set().get(name) is None:
+                raise NotFound(f"No profile named {name}.")
+            users = using(name)
+            if users:
+                raise Conflict(f"{name} is in use by {len(users)} instance(s): "
+                               + ", ".join(row["fqdn"] for row in users)
+                               + ". Delete those first.")
+            previous = profile_set().text(name)
+            profile_set().remove(name)
+            try:
+                _sync_all()
+            except WarrenError as error:
+                _restore(name, previous)
+                raise type(error)(f"LXD refused, so the file was put back: {error}") from error
