@@ -41,10 +41,11 @@ def _edit(name: str | None):
                                profile_changes.using(name))
     name = (form.name.data or "").strip() if creating else name
     form.name.data = name
-    text = form.text.data or ""
+    # Browsers send a textarea's lines with CRLF; files keep LF.
+    text = (form.text.data or "").replace("\r\n", "\n")
     review, status = None, 200
     try:
-        if form.reviewed.data == text:  # the admin saw the review of exactly this text
+        if (form.reviewed.data or "").replace("\r\n", "\n") == text:  # reviewed exactly this text
             profile_changes.save(g.user, name, text, creating)
             flash(f"Saved profiles/{name}.yaml; every member project has the new version.")
             return redirect(url_for("admin.profiles"), 303)
