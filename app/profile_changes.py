@@ -134,13 +134,26 @@ def save(actor: dict, name: str, text: str, creating: bool) -> Review:
                 _restore(name, previous)
                 raise type(error)(f"LXD refused the change, so the file was put back: {error}") \
                     from error
-            with transaction(db):
-                for row in result.affected:
-                    db["instances"].update(row["id"], {
-                        "cpu": result.profile.limits.cpu, "memory": result.profile.limits.memory,
-                        "disk": result.profile.limits.disk,
-                        "processes": result.profile.limits.processes, "updated_at": now()})
+            align_rows(db, profile_set().all())
     return result
+
+
+def align_rows(db, profiles: dict) -> int:
+    """Give instance rows their profile's current limits, which quota
+    checks count (after a save, or a file edited on disk); returns how
+    many rows changed."""
+    changed = 0
+    placeholders = ", ".join("?" for _ in RELEASED)
+    with transaction(db):
+        for row in list(db["instances"].rows_where(f"status NOT IN ({placeholders})", list(RELEASED))):
+            profile = profiles.get(row["profile"])
+            if profile is None:
+                continue
+            limits = {key: getattr(profile.limits, key) for key in ("cpu", "memory", "disk", "processes")}
+            if any(row[key] != value for key, value in limits.items()):
+                db["instances"].update(row["id"], {**limits, "updated_at": now()})
+                changed += 1
+    return changed
 
 
 def _restore(name: str, previous: str | None) -> None:

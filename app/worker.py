@@ -6,7 +6,8 @@ import os
 import socket
 import threading
 
-from . import jobs, leases, members, projects, provisioning, reconcile, sessions
+from . import jobs, leases, members, profile_changes, projects, provisioning, reconcile, sessions
+from .profiles import current_profiles
 from .store import get_db
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,9 @@ class Worker:
                     reconcile.reconcile(db, self.settings)
                     if leases.check(db):
                         jobs.wake_worker(self.settings)
-                    projects.sync_profiles(self.settings, db)  # profile files edited on disk
+                    # Profile files edited on disk: rows count the new limits, projects get them.
+                    profile_changes.align_rows(db, current_profiles())
+                    projects.sync_profiles(self.settings, db)
                     members.finish_deletions(db, self.settings)
                 except Exception:  # never let a repair pass take the worker down
                     log.exception("reconcile pass failed")

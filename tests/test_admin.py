@@ -168,6 +168,9 @@ def test_a_profile_file_changed_on_disk_reaches_lxd_without_a_restart(app, setti
     wait_until(lambda: scoped.profiles.get("small").config["limits.memory"] == "700MiB",
                message="the worker's pass syncing the edited file")
     assert member_instance(settings, alice).expanded_config["limits.memory"] == "700MiB"
+    with app.app_context():  # and the quota check counts the new size
+        wait_until(lambda: next(get_db()["instances"].rows)["memory"] == 700 * 1024 ** 2,
+                   message="the instance row's limits aligned")
 
 
 # --- approvals --------------------------------------------------------------

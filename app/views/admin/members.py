@@ -4,8 +4,8 @@ from flask import flash, g, redirect, render_template, request, url_for
 
 from ... import accounts, instances, members, quotas
 from ...errors import ValidationError
-from ...forms import (DeleteMemberForm, EmptyForm, InviteForm, MemberCreateForm, QuotaForm,
-                      show_errors)
+from ...forms import (QUOTA_FIELDS, DeleteMemberForm, EmptyForm, InviteForm, MemberCreateForm,
+                      QuotaForm, show_errors)
 from ...store import get_db
 from ..guards import admin_required
 from . import bp
@@ -48,9 +48,11 @@ def users():
 
 
 def _user_page(member: dict, form: QuotaForm, delete_form: DeleteMemberForm, status: int = 200):
+    tier = quotas.tiers(get_db()).get(member["tier"])
+    tier_values = {key: quotas.show_value(key, getattr(tier, key)) if tier else "" for key in QUOTA_FIELDS}
     return render_template("admin/user.html", member=member, form=form, button=EmptyForm(),
                            delete_form=delete_form, quota=quotas.quota_for(get_db(), member),
-                           rows=instances.list_instances(member)), status
+                           tier_values=tier_values, rows=instances.list_instances(member)), status
 
 
 @bp.route("/users/<username>", methods=["GET", "POST"])
