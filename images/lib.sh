@@ -23,3 +23,57 @@ templates:
 $7
 META
 }
+
+# --- virtual-machine images -------------------------------------------------
+
+debian_kernel() {  # debian_kernel DEB_CACHE DIR -> unpacks Debian's current kernel package into DIR, prints its version
+    local package deb
+    package=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[0-9].*\)$/\1/p' | head -n 1)
+    if [ -z "$package" ]; then
+        apt-get update -qq
+        package=$(apt-cache depends linux-image-amd64 | sed -n 's/^ *Depends: \(linux-image-[0-9].*\)$/\1/p' | head -n 1)
+    fi
+    mkdir -p "$1"
+    deb=$(ls "$1/${package}_"*.deb 2>/dev/null | head -n 1 || true)
+    if [ -z "$deb" ]; then
+        (cd "$1" && apt-get download -q "$package" >/dev/null 2>&1) || { apt-get update -qq; (cd "$1" && apt-get download -q "$package" >/dev/null); }
+        deb=$(ls "$1/${package}_"*.deb | head -n 1)
+    fi
+    dpkg-deb -x "$deb" "$2"
+    echo "${package#linux-image-}"
+}
+
+copy_modules() {  # copy_modules KERNEL_ROOT VERSION DEST_ROOT MODULE... -> modules and their dependencies, indexed
+    local kroot version dest module file
+    kroot=$1; version=$2; dest=$3; shift 3
+    depmod -b "$kroot" "$version"
+    for module in "$@"; do
+        modprobe -d "$kroot" -S "$version" --show-depends "$module" | sed -n 's/^insmod \([^ ]*\).*/\1/p'
+    done | sort -u | while read -r file; do
+        mkdir -p "$dest/$(dirname "${file#$kroot}")"
+        cp "$file" "$dest/${file#$kroot}"
+    done
+    cp "$kroot/lib/modules/$version/modules.order" "$kroot/lib/modules/$version/modules.builtin" \
+        "$kroot/lib/modules/$version/modules.builtin.modinfo" \
+        "$dest/lib/modules/$version/" 2>/dev/null || true
+    depmod -b "$dest" "$version"
+}
+
+efi_disk() {  # efi_disk OUT.qcow2 ESP_MIB FILE:PATH... -> a GPT disk whose EFI system partition boots systemd-boot
+    local disk esp_mib esp raw pair
+    disk=$1; esp_mib=$2; shift 2
+    esp=$(mktemp); raw=$(mktemp)
+    rm -f "$esp"
+    mkfs.vfat -C -n WARRENESP "$esp" $((esp_mib * 1024)) >/dev/null
+    mmd -i "$esp" ::/EFI ::/EFI/BOOT ::/loader ::/loader/entries
+    mcopy -i "$esp" /usr/lib/systemd/boot/efi/systemd-bootx64.efi ::/EFI/BOOT/BOOTX64.EFI
+    for pair in "$@"; do
+        mcopy -i "$esp" "${pair%%:*}" "::${pair#*:}"
+    done
+    truncate -s $(( (esp_mib + 2) * 1024 * 1024 )) "$raw"
+    printf 'label: gpt\nstart=2048, size=%s, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name="EFI system"\n' \
+        $((esp_mib * 2048)) | sfdisk --quiet "$raw"
+    dd if="$esp" of="$raw" bs=1M seek=1 conv=notrunc status=none
+    qemu-img convert -f raw -O qcow2 "$raw" "$disk"
+    rm -f "$esp" "$raw"
+}
