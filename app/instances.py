@@ -95,6 +95,8 @@ def _request_instance(user, name, profile_name, image, keys_text, saved_key_ids)
     profile = usable_profiles(current_profiles(), quota).get(profile_name or "")
     if profile is None:
         errors["profile"] = [f"Choose one of: {', '.join(sorted(usable_profiles(current_profiles(), quota)))}."]
+    elif unavailable(profile):
+        errors["profile"] = [f"{profile.name} is unavailable on this server: {unavailable(profile)}."]
     elif image not in profile.images:
         errors["image"] = [f"The {profile.name} profile offers: {', '.join(profile.images)}."]
     elif image not in available_images():
@@ -158,6 +160,12 @@ def lease_end(profile) -> str | None:
     if not profile.lease_hours:
         return None
     return (clock.now() + timedelta(hours=profile.lease_hours)).isoformat(timespec="seconds")
+
+
+def unavailable(profile) -> str | None:
+    """Why this server cannot run the profile's instance type (LXD's
+    reason), or None when it can."""
+    return lxd.instance_types(lxd.connect(_settings().lxd_socket)).get(profile.instance_type)
 
 
 def available_images() -> set[str]:

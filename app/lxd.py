@@ -65,6 +65,29 @@ def server_info(client: pylxd.Client) -> dict:
         return client.host_info
 
 
+DRIVERS = {"container": "lxc", "virtual-machine": "qemu"}
+
+
+def instance_types(client: pylxd.Client) -> dict[str, str | None]:
+    """Instance type -> None when this LXD can run it, else the reason LXD
+    gives (its "Instance type not operational" warning, e.g. "vhost_vsock
+    kernel module not loaded")."""
+    def load():
+        with translated("reading LXD server info"):
+            info = client.api.get().json()["metadata"]["environment"]
+            drivers = {driver.strip() for driver in info.get("driver", "").split("|")}
+            missing = [kind for kind, driver in DRIVERS.items() if driver not in drivers]
+            reasons = []
+            if missing:
+                warnings = client.api.warnings.get(params={"recursion": 1}).json()["metadata"] or []
+                reasons = [warning["last_message"] for warning in warnings
+                           if warning["type"] == "Instance type not operational"]
+        return {kind: None if kind not in missing else
+                (reasons[0] if reasons else f"LXD has no {DRIVERS[kind]} driver on this server")
+                for kind in DRIVERS}
+    return cached(("instance types", id(client)), load)
+
+
 def ensure_storage_pool(client: pylxd.Client, name: str, size: str) -> bool:
     """Create a loop-file btrfs pool unless it exists; True when created.
 
@@ -224,8 +247,10 @@ def project_exists(client: pylxd.Client, name: str) -> bool:
         return client.projects.exists(name)
 
 
-def ensure_project(client: pylxd.Client, name: str, config: dict, description: str) -> bool:
-    """Create a project, or bring the given keys back in line; True when changed."""
+def ensure_project(client: pylxd.Client, name: str, config: dict, description: str,
+                   absent: tuple = ()) -> bool:
+    """Create a project, or bring the given keys back in line and remove the
+    `absent` ones; True when changed."""
     with translated(f"project {name}"):
         if not client.projects.exists(name):
             try:
@@ -235,9 +260,12 @@ def ensure_project(client: pylxd.Client, name: str, config: dict, description: s
                 if "already exists" not in str(error):
                     raise  # otherwise someone else made it meanwhile: bring it in line
         project = client.projects.get(name)
-        if all(project.config.get(key) == value for key, value in config.items()):
+        if all(project.config.get(key) == value for key, value in config.items()) \
+                and not any(key in project.config for key in absent):
             return False
         project.config.update(config)
+        for key in absent:
+            project.config.pop(key, None)
         project.save(wait=True)
         return True
 

@@ -28,6 +28,7 @@ class Review:
     changes: list[tuple[str, str, str]] = field(default_factory=list)  # key, old, new
     affected: list[dict] = field(default_factory=list)  # instances that follow
     problems: list[str] = field(default_factory=list)  # why it would be refused
+    notes: list[str] = field(default_factory=list)  # what the admin should know
 
 
 def _settings():
@@ -47,6 +48,8 @@ def _flat(profile: Profile | None) -> dict[str, str]:
     if profile is None:
         return {}
     flat = {f"config {key}": value for key, value in profile.lxd_config().items()}
+    if profile.is_vm:
+        flat["CPUs (applied at the VM's next start)"] = str(profile.limits.cpu)
     flat["root disk size"] = format_size(profile.limits.disk)
     flat["instance type"] = profile.instance_type
     flat["images"] = ", ".join(profile.images)
@@ -104,6 +107,10 @@ def review(name: str, text: str, creating: bool) -> Review:
         result.problems.append(f"the instance type cannot change while {len(result.affected)} "
                                f"instance(s) use the profile")
     result.problems += _quota_problems(profile, result.affected)
+    if old is not None and profile.is_vm and old.limits.cpu != profile.limits.cpu and result.affected:
+        result.notes.append(f"CPUs of the {len(result.affected)} VM(s) change from {old.limits.cpu} "
+                            f"to {profile.limits.cpu} at their next start or restart: Warren never "
+                            "changes the CPUs of a running VM.")
     return result
 
 

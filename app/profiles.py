@@ -39,6 +39,9 @@ DANGEROUS = (
     ("user.warren.", "user.warren.* keys are Warren's own bookkeeping"),
     ("volatile.", "volatile keys belong to LXD"),
 )
+# Keys LXD accepts on containers only (a VM profile may not set them).
+CONTAINER_ONLY = {"security.nesting", "limits.memory.swap", "limits.memory.enforce"}
+VM_UNUSED_LIMITS = ("processes", "cpu_allowance", "cpu_priority")
 FIELDS = {"description", "instance_type", "limits", "images", "config", "devices", "lease_hours",
           "lease_renewals", "lease_grace_hours", "approval"}
 LIMIT_FIELDS = {"cpu", "memory", "disk", "processes", "cpu_allowance", "cpu_priority"}
@@ -71,8 +74,18 @@ class Profile:
     def nesting(self) -> bool:
         return self.config.get("security.nesting") == "true"
 
+    @property
+    def is_vm(self) -> bool:
+        return self.instance_type == "virtual-machine"
+
     def lxd_config(self) -> dict:
-        """The LXD profile config: limits plus the allow-listed keys."""
+        """The LXD profile config: limits plus the allow-listed keys.
+
+        A VM's limits.cpu is set on the instance instead, so that a profile
+        change never reaches a running VM's CPUs (LXD would hot-plug them);
+        Warren applies it when the VM next starts."""
+        if self.is_vm:
+            return {"limits.memory": format_size(self.limits.memory), **self.config}
         return {
             "limits.cpu": str(self.limits.cpu),
             "limits.memory": format_size(self.limits.memory),
@@ -103,12 +116,18 @@ def config_problem(key: str, value) -> str | None:
     return None
 
 
-def _limits(raw, errors: dict) -> Limits | None:
+def _limits(raw, errors: dict, vm: bool = False) -> Limits | None:
     if not isinstance(raw, dict):
         errors["limits"] = ["must be a mapping with " + ", ".join(sorted(LIMIT_FIELDS))]
         return None
     for unknown in sorted(set(raw) - LIMIT_FIELDS):
         errors.setdefault(f"limits.{unknown}", []).append("is not a known limit")
+    if vm:  # LXD has no such limits for VMs: the guest kernel schedules its own processes
+        for name in VM_UNUSED_LIMITS:
+            if name in raw:
+                errors.setdefault(f"limits.{name}", []).append(
+                    "applies to containers only; leave it out of a virtual-machine profile")
+        raw = {**raw, "processes": 10, "cpu_allowance": "100%", "cpu_priority": 0}
     values = {}
 
     def whole(name, low, high):
@@ -137,6 +156,8 @@ def _limits(raw, errors: dict) -> Limits | None:
     values["cpu_allowance"] = allowance
     if any(key.startswith("limits") for key in errors):
         return None
+    if vm:
+        values["processes"] = 0  # counts nothing against the processes quota
     return Limits(**values)
 
 
@@ -159,7 +180,7 @@ def parse_profile(name: str, text: str, source: str) -> Profile:
     instance_type = raw.get("instance_type", "container")
     if instance_type not in INSTANCE_TYPES:
         errors["instance_type"] = [f"must be one of {', '.join(INSTANCE_TYPES)}"]
-    limits = _limits(raw.get("limits"), errors)
+    limits = _limits(raw.get("limits"), errors, vm=instance_type == "virtual-machine")
     images = raw.get("images")
     if not isinstance(images, list) or not images or not all(isinstance(i, str) and i for i in images):
         errors["images"] = ["must be a non-empty list of image aliases"]
@@ -169,6 +190,8 @@ def parse_profile(name: str, text: str, source: str) -> Profile:
         config = {}
     for key, value in config.items():
         problem = config_problem(str(key), value)
+        if problem is None and instance_type == "virtual-machine" and key in CONTAINER_ONLY:
+            problem = f"{key} applies to containers only"
         if problem:
             errors.setdefault(f"config.{key}", []).append(problem)
     devices = raw.get("devices") or {}

@@ -40,8 +40,16 @@ def dns_owner(username: str) -> str:
     return f"{username}@{installation()}"
 
 
-def project_config(quota: Quota, network: str, installation_id: str) -> dict:
-    """Restrictions and limits of a member project."""
+def project_config(quota: Quota, network: str, installation_id: str, vms: bool = False) -> dict:
+    """Restrictions and limits of a member project.
+
+    With VMs the aggregate limits.processes is left out: LXD 5.0 requires
+    every instance of a project with that limit to set limits.processes,
+    which a VM cannot. Containers keep their own limits.processes (pids
+    cgroup) and Warren's quota check still counts processes."""
+    limits = quota.lxd_limits()
+    if vms:
+        del limits["limits.processes"]
     return {
         "user.warren.installation": installation_id,
         "features.profiles": "true",
@@ -53,7 +61,7 @@ def project_config(quota: Quota, network: str, installation_id: str) -> dict:
         "restricted.devices.disk": "managed",
         "restricted.devices.nic": "managed",
         "restricted.networks.access": network,
-        **quota.lxd_limits(),
+        **limits,
     }
 
 
@@ -62,16 +70,24 @@ def usable_profiles(profiles: dict, quota: Quota) -> dict:
     return {name: profile for name, profile in profiles.items() if quota.nesting or not profile.nesting}
 
 
+def runs_vms(settings, profiles: dict) -> bool:
+    """Whether member projects hold VMs: a VM profile exists and LXD can run VMs."""
+    return any(profile.is_vm for profile in profiles.values()) and \
+        lxd.instance_types(lxd.connect(settings.lxd_socket))["virtual-machine"] is None
+
+
 def ensure_member_project(settings, username: str, quota: Quota, profiles: dict) -> str:
     """Create or update the member's project and sync profiles into it.
 
     Skips all LXD calls when this process already applied the same state."""
     name = project_name(username)
-    config = project_config(quota, settings.lxd_network, installation())
+    usable = usable_profiles(profiles, quota)
+    vms = runs_vms(settings, usable)
+    config = project_config(quota, settings.lxd_network, installation(), vms)
     wanted = {profile_name: (profile.lxd_config(),
                              profile.lxd_devices(settings.lxd_storage_pool, settings.lxd_network),
                              profile.description)
-              for profile_name, profile in usable_profiles(profiles, quota).items()}
+              for profile_name, profile in usable.items()}
     digest = hashlib.sha256(json.dumps([config, wanted], sort_keys=True).encode()).hexdigest()
     with _applied_lock:
         if _applied.get(name) == digest:
@@ -88,7 +104,8 @@ def ensure_member_project(settings, username: str, quota: Quota, profiles: dict)
             # block nesting while a profile in the project still asks for it.
             for stale in set(lxd.profile_names(member_client)) - set(wanted) - {"default"}:
                 lxd.delete_profile(member_client, stale)
-        lxd.ensure_project(client, name, config, f"Warren member {username}")
+        lxd.ensure_project(client, name, config, f"Warren member {username}",
+                           absent=("limits.processes",) if vms else ())
         for profile_name, (profile_config, devices, description) in wanted.items():
             lxd.ensure_profile(member_client, profile_name, profile_config, devices, description)
         with _applied_lock:
@@ -154,7 +171,8 @@ def _sync_priorities(settings, db, user: dict, quota, profiles: dict) -> None:
     (LXD applies it live)."""
     from .instances import lxd_name
     scoped = lxd.connect(settings.lxd_socket, project=project_name(user["username"]))
-    for row in db["instances"].rows_where("user_id = ? AND status = 'ready'", [user["id"]]):
+    for row in db["instances"].rows_where("user_id = ? AND status = 'ready' "
+                                          "AND instance_type = 'container'", [user["id"]]):
         profile = profiles.get(row["profile"])
         if profile is not None:
             lxd.set_config(scoped, lxd_name(row), "limits.cpu.priority",

@@ -22,7 +22,7 @@ from .store import get_db, now, transaction
 
 log = logging.getLogger(__name__)
 MESSAGES = {
-    "creating": "Creating the container in LXD.",
+    "creating": "Creating the instance in LXD.",
     "starting": "Starting it.",
     "publishing": "Publishing its DNS name.",
     "ready": "Ready.",
@@ -46,11 +46,45 @@ def _set_status(db, instance: dict, status: str, message: str | None = None, **f
     instance.update(status=status, **fields)
 
 
-def cloud_config(keys: list[str]) -> str:
+def cloud_config(keys: list[str], hostname: str | None = None) -> str:
     """cloud-init user-data that installs the member's keys for the image's
-    default user and for root."""
-    return "#cloud-config\n" + yaml.safe_dump(
-        {"ssh_authorized_keys": keys, "disable_root": False}, default_flow_style=False)
+    default user and for root (and sets the hostname, for VMs)."""
+    data = {"ssh_authorized_keys": keys, "disable_root": False}
+    if hostname:
+        data.update(hostname=hostname, preserve_hostname=False)
+    return "#cloud-config\n" + yaml.safe_dump(data, default_flow_style=False)
+
+
+def instance_setup(instance: dict, profile, image: dict, quota, owner: str) -> tuple[dict, dict]:
+    """The config and devices of a new LXD instance for a request.
+
+    Containers get an isolated id map and the share's CPU priority. A VM
+    takes keys and hostname from cloud-init's config drive (it has no LXD
+    agent to receive files), its CPUs on the instance (see
+    Profile.lxd_config), and Secure Boot off when its image says it needs
+    that (requirements.secureboot)."""
+    settings = _settings()
+    config = {"user.warren.id": str(instance["id"]), "user.warren.owner": owner,
+              "user.warren.hostname": instance["name"], "user.warren.installation": installation()}
+    devices = {"eth0": {"type": "nic", "network": settings.lxd_network, "name": "eth0",
+                        "ipv4.address": instance["ipv4"]}}
+    keys = instance["ssh_keys"].splitlines()
+    cloud_init = image.get("warren.cloud-init") == "true"
+    if profile.is_vm:
+        if not cloud_init:
+            raise Conflict(f"the image {instance['image']} cannot take SSH keys in a VM: it has no "
+                           "cloud-init (image property warren.cloud-init)")
+        config["limits.cpu"] = str(profile.limits.cpu)
+        config["user.user-data"] = cloud_config(keys, hostname=instance["name"])
+        if image.get("requirements.secureboot") == "false":
+            config["security.secureboot"] = "false"
+        devices["cloud-init"] = {"type": "disk", "source": "cloud-init:config"}
+    else:
+        config["security.idmap.isolated"] = "true"
+        config["limits.cpu.priority"] = str(quotas.cpu_priority(quota, profile))
+        if cloud_init:
+            config["user.user-data"] = cloud_config(keys)
+    return config, devices
 
 
 def _member_client(instance: dict):
@@ -82,23 +116,16 @@ def provision(db, instance: dict) -> None:
     client = _member_client(instance)
     keys = instance["ssh_keys"].splitlines()
     created = _own_instance(client, instance)
-    cloud_init = lxd.image_properties(client, instance["image"]).get("warren.cloud-init") == "true"
+    image = lxd.image_properties(client, instance["image"])
     fresh = created is None
     if fresh:
-        config = {"security.idmap.isolated": "true", "user.warren.id": str(instance["id"]),
-                  "user.warren.owner": user["username"], "user.warren.hostname": instance["name"],
-                  "user.warren.installation": installation(),
-                  "limits.cpu.priority": str(quotas.cpu_priority(quota, profile))}
-        if cloud_init:
-            config["user.user-data"] = cloud_config(keys)
-        devices = {"eth0": {"type": "nic", "network": settings.lxd_network, "name": "eth0",
-                            "ipv4.address": instance["ipv4"]}}
+        config, devices = instance_setup(instance, profile, image, quota, user["username"])
         created = lxd.create_instance(client, lxd_name(instance), instance["image"], config=config,
                                       devices=devices, profiles=[profile.name],
                                       instance_type=instance["instance_type"],
                                       lock_path=f"{settings.data_dir}/lxd-create.lock")
     checkpoint("created")
-    if not cloud_init:
+    if image.get("warren.cloud-init") != "true":
         # Before the start: pushing while LXD starts the container races in
         # LXD's file API (the forkfile connection is reset mid-transfer).
         lxd.push_file(created, "/root/.ssh/authorized_keys", "\n".join(keys) + "\n", 0o600)
@@ -149,11 +176,24 @@ def delete(db, instance: dict) -> None:
 
 
 def power(db, instance: dict, action: str) -> None:
-    """start, stop or restart a ready instance."""
-    found = _own_instance(_member_client(instance), instance)
+    """start, stop or restart a ready instance. A VM starts with its
+    profile's current CPU count (never changed while it runs)."""
+    client = _member_client(instance)
+    found = _own_instance(client, instance)
     if found is None:
         raise Conflict(f"{lxd_name(instance)} is missing from LXD")
-    lxd.set_power(found, action)
+    profile = current_profiles().get(instance["profile"])
+    step = action
+    if profile is not None and profile.is_vm and action in ("start", "restart"):
+        if action == "restart":
+            lxd.set_power(found, "stop")
+        if lxd.get_instance(client, lxd_name(instance)).status == "Stopped" and \
+                lxd.set_config(client, lxd_name(instance), "limits.cpu", str(profile.limits.cpu)):
+            with transaction(db):
+                record_event(db, instance["id"], action, f"CPUs set to {profile.limits.cpu} "
+                             "from the profile.")
+        found, step = _own_instance(client, instance), "start"
+    lxd.set_power(found, step)
     with transaction(db):
         record_event(db, instance["id"], action, f"{action.capitalize()} done.")
 

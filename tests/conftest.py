@@ -169,5 +169,6 @@ def members(app, settings, unique_name):
         except Exception:
             pass
     for username in made:
-        lxd.delete_project(settings.lxd_socket, projects.project_name(username))
+        # The app's own LXD: the VM tests point it at the VM test daemon.
+        lxd.delete_project(app.config["WARREN"].lxd_socket, projects.project_name(username))
         projects.forget_applied(projects.project_name(username))

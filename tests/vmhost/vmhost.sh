@@ -11,12 +11,16 @@ export WARREN_VMHOST_DIR=$base
 export LXD_DIR=$base/lxd
 network=${WARREN_VMHOST_NETWORK:-warrenvm0}
 address=${WARREN_VMHOST_ADDRESS:-10.89.0.1/24}
+dhcp_range=${WARREN_VMHOST_DHCP_RANGE:-10.89.0.193-10.89.0.254}  # Warren's static pool is below
 log=${WARREN_LOG_DIR:-/var/log/warren}/lxd-vmhost.log
 
 running() { [ -S "$LXD_DIR/unix.socket" ] && lxc info >/dev/null 2>&1; }
 
 start() {
     mkdir -p "$base/bin" "$base/pool" "$LXD_DIR" "$(dirname "$log")"
+    # QEMU opens /dev/net/tun after dropping to an unprivileged user; Debian's
+    # udev rule makes it 0666, but this machine has no udev and left it 0600.
+    chmod 0666 /dev/net/tun
     for tool in qemu-system-x86_64 modprobe lxd-exec; do
         install -m 0755 "$here/$tool" "$base/bin/$tool"
     done
@@ -29,8 +33,10 @@ start() {
     lxc storage show vmpool >/dev/null 2>&1 || lxc storage create vmpool dir source="$base/pool" >/dev/null
     if ! lxc network show "$network" >/dev/null 2>&1; then
         lxc network create "$network" ipv4.address="$address" ipv4.nat=false ipv6.address=none \
-            dns.mode=none >/dev/null
+            ipv4.dhcp.ranges="$dhcp_range" dns.mode=none >/dev/null
     fi
+    [ "$(lxc network get "$network" ipv4.dhcp.ranges)" = "$dhcp_range" ] \
+        || lxc network set "$network" ipv4.dhcp.ranges="$dhcp_range"
     if ! lxc profile device show default | grep -q '^root:'; then
         lxc profile device add default root disk path=/ pool=vmpool >/dev/null
     fi

@@ -2,7 +2,7 @@
 delete."""
 from flask import flash, g, redirect, render_template, request, url_for
 
-from ... import profile_changes
+from ... import instances, profile_changes
 from ...errors import Conflict, NotFound, ValidationError
 from ...forms import EmptyForm, ProfileForm, show_errors
 from ...profiles import current_profiles, profile_set
@@ -25,8 +25,11 @@ limits:
 @bp.route("/profiles")
 @admin_required
 def profiles():
-    return render_template("admin/profiles.html", profiles=current_profiles(),
-                           users={name: profile_changes.using(name) for name in current_profiles()})
+    profiles = current_profiles()
+    return render_template("admin/profiles.html", profiles=profiles,
+                           users={name: profile_changes.using(name) for name in profiles},
+                           unavailable={name: instances.unavailable(profile)
+                                        for name, profile in profiles.items()})
 
 
 def _edit(name: str | None):

@@ -1,0 +1,178 @@
+"""Virtual machines: capability detection on the stock LXD (which cannot run
+VMs on this machine), and the whole VM path on a real LXD VM (QEMU, OVMF,
+systemd-boot, a Debian kernel) through the test-only VM daemon described
+in tests/vmhost/README.md. Member projects stay restricted throughout."""
+import os
+import re
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from app import create_app, lxd
+from app.projects import project_name
+from app.store import get_db
+from conftest import REPO, Auth, csrf_token
+from test_instances import dig_status, post_action, request_instance, wait_done, wait_gone
+
+VMHOST = os.environ.get("WARREN_VMHOST_DIR", "/var/lib/warren/vmhost")
+VM_SOCKET = f"{VMHOST}/lxd/unix.socket"
+REPORT = re.compile(r"warren-vm: hostname=(\S+) cpus=(\d+) mem_kib=(\d+) keys=(\d+) addr=(\S*)")
+
+
+def make_app(tmp_path, **overrides):
+    profiles = tmp_path / "profiles"
+    shutil.copytree(REPO / "profiles", profiles)
+    app = create_app({"database": str(tmp_path / "warren.sqlite3"), "secret_key": "t" * 48,
+                      "worker_socket": str(tmp_path / "worker.sock"), "profiles_dir": str(profiles),
+                      **overrides})
+    app.config["TESTING"] = True
+    return app
+
+
+@pytest.fixture
+def admin(app, make_user):
+    make_user("root", role="admin")
+    client = app.test_client()
+    Auth(client).login("root")
+    return client
+
+
+def form_post(client, page, data, url=None, expect=None):
+    token = csrf_token(client.get(page).get_data(as_text=True))
+    response = client.post(url or page, data={**data, "csrf_token": token})
+    if expect is not None:
+        assert response.status_code == expect, response.get_data(as_text=True)[:3000]
+    return response
+
+
+# --- a host that cannot run VMs (the stock daemon here) ---------------------
+
+class TestWithoutVmSupport:
+    @pytest.fixture
+    def app(self, tmp_path):
+        return make_app(tmp_path)
+
+    def test_vm_profiles_are_unavailable_with_lxds_reason_and_requests_create_nothing(
+            self, app, settings, worker, members, admin):
+        client = lxd.connect(settings.lxd_socket)
+        warnings = client.api.warnings.get(params={"recursion": 1}).json()["metadata"]
+        reasons = [w["last_message"] for w in warnings if w["type"] == "Instance type not operational"]
+        assert reasons, "expected LXD to say why it cannot run VMs here"
+        alice = members()
+        form = alice.get("/instances/new").get_data(as_text=True)
+        assert "vm-small" in form and f"unavailable here: {reasons[0]}" in form
+        assert f"unavailable here: {reasons[0]}" in admin.get("/admin/profiles").get_data(as_text=True)
+        refused = request_instance(alice, name="vm1", profile="vm-small", image="vm-tiny", expect=422)
+        assert f"vm-small is unavailable on this server: {reasons[0]}." in refused.get_data(as_text=True)
+        with app.app_context():
+            assert get_db()["instances"].count == 0 and get_db()["jobs"].count == 0
+        assert not lxd.project_exists(client, project_name(alice.username))  # nothing made at all
+        with app.app_context():
+            audit = list(get_db()["audit"].rows_where("action = 'instance.request'"))
+        assert [row["result"] for row in audit] == ["refused"]
+
+
+# --- a real VM on the VM test daemon ----------------------------------------
+
+@pytest.fixture
+def app(tmp_path):
+    """A scratch Warren on the VM test daemon (its bridge, pool and socket)."""
+    if not os.path.exists(VM_SOCKET):
+        pytest.fail("the VM test daemon is not running: bin/test starts it (tests/vmhost/vmhost.sh)")
+    return make_app(tmp_path, lxd_socket=VM_SOCKET, lxd_network="warrenvm0",
+                    network_address="10.89.0.1/24", lxd_storage_pool="vmpool")
+
+
+def console_report(project, name, wanted, timeout=120):
+    """Read the VM's serial console (as `lxc console` does) until the guest's
+    report line satisfies `wanted`; returns its fields."""
+    deadline = time.monotonic() + timeout
+    seen = ""
+    while time.monotonic() < deadline:
+        result = subprocess.run(["timeout", "8", "script", "-qfc",
+                                 f"lxc console --project {project} {name}", "/dev/null"],
+                                capture_output=True, text=True,
+                                env=dict(os.environ, LXD_DIR=f"{VMHOST}/lxd"))
+        seen = result.stdout.replace("\r", "")
+        for match in REPORT.finditer(seen):
+            fields = dict(zip(("hostname", "cpus", "mem_kib", "keys", "addr"), match.groups()))
+            if wanted(fields):
+                return fields
+    pytest.fail(f"no console report of {name} matched in {timeout}s; last output: {seen[-2000:]}")
+
+
+def vm_of(client, name="vm1"):
+    return lxd.get_instance(lxd.connect(VM_SOCKET, project=project_name(client.username)),
+                            f"{name}-{client.username}")
+
+
+def approve_all(app, admin):
+    with app.app_context():
+        waiting = [row["id"] for row in get_db()["approvals"].rows_where("state = 'pending'")]
+    for approval_id in waiting:
+        form_post(admin, "/admin/approvals", {"reason": "ok"},
+                  url=f"/admin/approvals/{approval_id}/approve", expect=303)
+
+
+def launch_vm(app, admin, member, name="vm1"):
+    location = request_instance(member, name=name, profile="vm-small", image="vm-tiny").headers["Location"]
+    assert wait_done(member, location)["status"] == "awaiting-approval"  # vm-small needs approval
+    approve_all(app, admin)
+    progress = wait_done(member, location, timeout=180)
+    assert progress["status"] == "ready", progress
+    return location, progress
+
+
+def test_a_vm_from_the_form_runs_resolves_sees_its_limits_and_leaves_nothing(
+        app, settings, dig, worker, members, admin):
+    alice = members()
+    location, progress = launch_vm(app, admin, alice)
+    vm = vm_of(alice)
+    assert vm.type == "virtual-machine" and vm.status == "Running"
+    assert "lxd_agent" not in vm.expanded_devices  # no agent: keys come from the config drive
+    assert vm.expanded_devices["cloud-init"]["source"] == "cloud-init:config"
+    project = lxd.connect(VM_SOCKET).projects.get(project_name(alice.username))
+    assert project.config["restricted"] == "true"
+    assert dig(progress["fqdn"]) == [progress["ipv4"]]
+    report = console_report(project_name(alice.username), vm.name,
+                            lambda fields: fields["addr"] == progress["ipv4"])
+    assert report["hostname"] == "vm1" and report["keys"] == "1"
+    assert report["cpus"] == "1"  # the profile's limits.cpu, seen by the guest kernel
+    assert 700 * 1024 < int(report["mem_kib"]) <= 1024 * 1024  # limits.memory 1GiB, less the kernel's
+
+    for action, state in (("stop", "Stopped"), ("start", "Running"), ("restart", "Running")):
+        assert post_action(alice, location, action).status_code == 303
+        deadline = time.monotonic() + 90
+        while not any(event["step"] == action and event["message"].endswith("done.")
+                      for event in alice.get(f"{location}/progress").get_json()["events"]):
+            assert time.monotonic() < deadline, f"{action} not done"
+            time.sleep(0.2)
+        assert vm_of(alice).status == state
+
+    assert post_action(alice, location, "delete").status_code == 303
+    wait_gone(alice, location, timeout=90)
+    assert vm_of(alice) is None
+    assert dig_status(settings, progress["fqdn"]) == "NXDOMAIN"
+    assert lxd.instance_states(lxd.connect(VM_SOCKET, project=project_name(alice.username))) == {}
+
+
+def test_a_vm_profile_cpu_change_waits_for_the_next_restart(app, worker, members, admin):
+    alice = members()
+    location, _ = launch_vm(app, admin, alice)
+    text = (REPO / "profiles" / "vm-small.yaml").read_text().replace("cpu: 1", "cpu: 2")
+    review = form_post(admin, "/admin/profiles/vm-small", {"text": text}, expect=200)
+    assert "at their next start or restart" in review.get_data(as_text=True)  # the admin is told
+    form_post(admin, "/admin/profiles/vm-small", {"text": text, "reviewed": text}, expect=303)
+    vm = vm_of(alice)
+    assert vm.status == "Running" and vm.config["limits.cpu"] == "1"  # untouched while running
+    scoped = lxd.connect(VM_SOCKET, project=project_name(alice.username))
+    assert "limits.cpu" not in scoped.profiles.get("vm-small").config
+    assert post_action(alice, location, "restart").status_code == 303
+    report = console_report(project_name(alice.username), vm.name,
+                            lambda fields: fields["cpus"] == "2")
+    assert report["hostname"] == "vm1"
+    assert vm_of(alice).config["limits.cpu"] == "2"
+    events = [event["message"] for event in alice.get(f"{location}/progress").get_json()["events"]]
+    assert "CPUs set to 2 from the profile." in events
