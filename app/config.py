@@ -134,6 +134,8 @@ KEYS = (
     Key("network_address", "10.87.0.1/24", _gateway,
         "The bridge's address and prefix; instance addresses come from this range."),
     Key("images", "debian-12 busybox", _words, "Images bin/up builds and imports (folders of images/)."),
+    Key("vm_images", "debian-12-vm vm-tiny", _words,
+        "VM images bin/up builds and imports when LXD can run VMs."),
     Key("image_cache", "{data_dir}/images", _text, "Where built image tarballs are kept."),
     Key("debian_mirror", "", _text,
         "Debian mirror for image builds; empty means the host's apt mirror."),

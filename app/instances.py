@@ -165,7 +165,7 @@ def lease_end(profile) -> str | None:
 def unavailable(profile) -> str | None:
     """Why this server cannot run the profile's instance type (LXD's
     reason), or None when it can."""
-    return lxd.instance_types(lxd.connect(_settings().lxd_socket)).get(profile.instance_type)
+    return lxd.instance_types(_settings().lxd_socket).get(profile.instance_type)
 
 
 def available_images() -> set[str]:

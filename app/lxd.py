@@ -68,11 +68,12 @@ def server_info(client: pylxd.Client) -> dict:
 DRIVERS = {"container": "lxc", "virtual-machine": "qemu"}
 
 
-def instance_types(client: pylxd.Client) -> dict[str, str | None]:
+def instance_types(socket_path: str) -> dict[str, str | None]:
     """Instance type -> None when this LXD can run it, else the reason LXD
     gives (its "Instance type not operational" warning, e.g. "vhost_vsock
     kernel module not loaded")."""
     def load():
+        client = connect(socket_path)
         with translated("reading LXD server info"):
             info = client.api.get().json()["metadata"]["environment"]
             drivers = {driver.strip() for driver in info.get("driver", "").split("|")}
@@ -85,7 +86,7 @@ def instance_types(client: pylxd.Client) -> dict[str, str | None]:
         return {kind: None if kind not in missing else
                 (reasons[0] if reasons else f"LXD has no {DRIVERS[kind]} driver on this server")
                 for kind in DRIVERS}
-    return cached(("instance types", id(client)), load)
+    return cached(("instance types", socket_path), load)
 
 
 def ensure_storage_pool(client: pylxd.Client, name: str, size: str) -> bool:

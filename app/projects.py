@@ -73,7 +73,7 @@ def usable_profiles(profiles: dict, quota: Quota) -> dict:
 def runs_vms(settings, profiles: dict) -> bool:
     """Whether member projects hold VMs: a VM profile exists and LXD can run VMs."""
     return any(profile.is_vm for profile in profiles.values()) and \
-        lxd.instance_types(lxd.connect(settings.lxd_socket))["virtual-machine"] is None
+        lxd.instance_types(settings.lxd_socket).get("virtual-machine", "unknown") is None
 
 
 def ensure_member_project(settings, username: str, quota: Quota, profiles: dict) -> str:

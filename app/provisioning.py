@@ -226,7 +226,10 @@ def run_job(job: dict) -> str | None:
             delete(db, instance)
         else:
             power(db, instance, job["kind"])
-    except WarrenError as error:
+    except Exception as error:  # a bug too must not leave the request half-way
+        if not isinstance(error, WarrenError):
+            log.exception("job %s crashed", job["id"])
+            error = WarrenError(f"internal error ({type(error).__name__}); it has been logged")
         log.warning("job %s (%s %s) failed: %s", job["id"], job["kind"], instance["fqdn"], error)
         audit.record(db, audit.WORKER, f"instance.{job['kind']}", instance["fqdn"], "failed",
                      member=member, detail=str(error))

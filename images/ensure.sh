@@ -27,7 +27,7 @@ for name in "$@"; do
         "$here/$name/build.sh" "$artifact.tmp" "$hash"
         mv "$artifact.tmp" "$artifact"
         echo "images: built $name in $(( $(date +%s) - start ))s"
-        find "$cache" -maxdepth 1 -name "$name-*" ! -name "$name-$hash*" -exec rm -rf {} +
+        find "$cache" -maxdepth 1 -name "$name-[0-9a-f]*" ! -name "$name-$hash*" -exec rm -rf {} +
     fi
     current=$(lxc image get-property "$name" warren.build 2>/dev/null || true)
     if [ "$current" != "$hash" ]; then

@@ -59,8 +59,9 @@ copy_modules() {  # copy_modules KERNEL_ROOT VERSION DEST_ROOT MODULE... -> modu
     depmod -b "$dest" "$version"
 }
 
-efi_disk() {  # efi_disk OUT.qcow2 ESP_MIB FILE:PATH... -> a GPT disk whose EFI system partition boots systemd-boot
-    local disk esp_mib esp raw pair
+efi_disk() {  # [ROOT_IMAGE=ext4.img] efi_disk OUT.qcow2 ESP_MIB FILE:PATH... -> a GPT disk whose
+              # EFI system partition boots systemd-boot (and a root partition from ROOT_IMAGE)
+    local disk esp_mib esp raw pair root_mib
     disk=$1; esp_mib=$2; shift 2
     esp=$(mktemp); raw=$(mktemp)
     rm -f "$esp"
@@ -70,10 +71,17 @@ efi_disk() {  # efi_disk OUT.qcow2 ESP_MIB FILE:PATH... -> a GPT disk whose EFI 
     for pair in "$@"; do
         mcopy -i "$esp" "${pair%%:*}" "::${pair#*:}"
     done
-    truncate -s $(( (esp_mib + 2) * 1024 * 1024 )) "$raw"
-    printf 'label: gpt\nstart=2048, size=%s, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name="EFI system"\n' \
-        $((esp_mib * 2048)) | sfdisk --quiet "$raw"
+    root_mib=0
+    [ -z "${ROOT_IMAGE:-}" ] || root_mib=$(( ($(stat -c %s "$ROOT_IMAGE") + 1048575) / 1048576 ))
+    truncate -s $(( (esp_mib + root_mib + 2) * 1024 * 1024 )) "$raw"
+    {
+        printf 'label: gpt\nstart=2048, size=%s, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name="EFI system"\n' \
+            $((esp_mib * 2048))
+        [ "$root_mib" = 0 ] || printf 'start=%s, size=%s, type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709, name="root"\n' \
+            $(( (esp_mib + 1) * 2048 )) $((root_mib * 2048))
+    } | sfdisk --quiet "$raw"
     dd if="$esp" of="$raw" bs=1M seek=1 conv=notrunc status=none
+    [ "$root_mib" = 0 ] || dd if="$ROOT_IMAGE" of="$raw" bs=1M seek=$((esp_mib + 1)) conv=notrunc status=none
     qemu-img convert -f raw -O qcow2 "$raw" "$disk"
     rm -f "$esp" "$raw"
 }

@@ -103,3 +103,29 @@ def test_lease_policy_fields():
     with pytest.raises(ValidationError) as caught:
         parse_profile("bb", GOOD + "lease_renewals: -1\nlease_grace_hours: yes\n", "b.yaml")
     assert set(caught.value.errors) == {"b.yaml: lease_renewals", "b.yaml: lease_grace_hours"}
+
+
+VM = """
+description: A VM
+instance_type: virtual-machine
+limits: {cpu: 2, memory: 1GiB, disk: 8GiB}
+images: [vm-tiny]
+"""
+
+
+def test_vm_profiles_leave_container_only_settings_out():
+    profile = parse_profile("vm", VM, "vm.yaml")
+    assert profile.is_vm and profile.limits.processes == 0  # counts nothing against the quota
+    # limits.cpu goes on the instance (applied at start), never through the profile
+    assert profile.lxd_config() == {"limits.memory": "1GiB"}
+    bad = VM.replace("disk: 8GiB}", "disk: 8GiB, processes: 100, cpu_allowance: 50%}") \
+        + "config: {security.nesting: true, limits.memory.swap: false, boot.autostart: true}\n"
+    with pytest.raises(ValidationError) as caught:
+        parse_profile("vm", bad, "vm.yaml")
+    errors = caught.value.errors
+    assert errors["vm.yaml: limits.processes"] == [
+        "applies to containers only; leave it out of a virtual-machine profile"]
+    assert "vm.yaml: limits.cpu_allowance" in errors
+    assert errors["vm.yaml: config.security.nesting"] == ["security.nesting applies to containers only"]
+    assert "vm.yaml: config.limits.memory.swap" in errors
+    assert "vm.yaml: config.boot.autostart" not in errors

@@ -179,9 +179,10 @@ def test_lxd_outage_gives_a_clear_error_and_leaves_nothing_half_made(app, settin
     assert "LXD is not reachable" in response.get_data(as_text=True)
     with app.app_context():
         assert get_db()["instances"].count_where("name = 'during'") == 0
-    # One accepted just before the outage (image list cached) fails with the reason.
+    # One accepted just before the outage (image list and drivers cached) fails with the reason.
     with app.app_context():
         lxd.cached(("aliases", settings.lxd_socket), lambda: {"busybox", "debian-12"})
+        lxd.cached(("instance types", settings.lxd_socket), lambda: {"container": None, "virtual-machine": "none here"})
     location = request_instance(alice, name="late").headers["Location"]
     progress = wait_done(alice, location)
     assert progress["status"] == "failed" and "LXD is not reachable" in progress["error"]

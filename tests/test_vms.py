@@ -176,3 +176,41 @@ def test_a_vm_profile_cpu_change_waits_for_the_next_restart(app, worker, members
     assert vm_of(alice).config["limits.cpu"] == "2"
     events = [event["message"] for event in alice.get(f"{location}/progress").get_json()["events"]]
     assert "CPUs set to 2 from the profile." in events
+
+
+@pytest.fixture(scope="session")
+def debian_vm_image():
+    """The Debian VM image on the VM test daemon, built on first need and cached."""
+    subprocess.run([str(REPO / "images" / "ensure.sh"), "/var/lib/warren/images", "debian-12-vm"],
+                   check=True, env=dict(os.environ, LXD_DIR=f"{VMHOST}/lxd"))
+    return "debian-12-vm"
+
+
+def test_a_debian_vm_takes_the_members_key_and_hostname_without_the_agent(
+        app, tmp_path, worker, members, admin, debian_vm_image):
+    key = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    alice = members()
+    location = request_instance(alice, name="deb", profile="vm-small", image=debian_vm_image,
+                                keys=key.with_suffix(".pub").read_text()).headers["Location"]
+    approve_all(app, admin)
+    progress = wait_done(alice, location, timeout=180)
+    assert progress["status"] == "ready", progress
+    command = ["ssh", "-i", str(key), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+               "-o", "ConnectTimeout=5", "-o", "BatchMode=yes", f"root@{progress['ipv4']}",
+               "hostname; nproc; sed -n 's/MemTotal: *//p' /proc/meminfo; findmnt -no SOURCE /; "
+               "df --output=size -BG / | tail -n 1; test -e /dev/lxd/sock || echo no-agent-socket"]
+    deadline = time.monotonic() + 240  # boots in about 30-60 s under software emulation
+    while True:
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(3)
+    assert result.returncode == 0, result.stderr
+    hostname, cpus, memory, device, size, agent = result.stdout.split("\n")[:6]
+    assert (hostname, cpus, agent) == ("deb", "1", "no-agent-socket")
+    assert 700 * 1024 < int(memory.split()[0]) <= 1024 * 1024
+    assert device == "/dev/sda2" and int(size.strip().rstrip("G")) >= 7  # grown to the 8GiB root disk
+    assert post_action(alice, location, "delete").status_code == 303
+    wait_gone(alice, location, timeout=90)
+    assert vm_of(alice, "deb") is None
