@@ -3,11 +3,12 @@
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 VENV=$REPO/.venv
-# LXD VMs need QEMU, UEFI firmware, iPXE ROMs and mkisofs (cloud-init's
-# config drive); VM images are built with the FAT, GPT, module and cpio tools.
+# LXD VMs need QEMU, UEFI firmware, iPXE ROMs, mkisofs (cloud-init's config
+# drive) and sgdisk (growing VM disks); VM images are built with the FAT,
+# GPT, kernel-module and cpio tools.
 PACKAGES="lxd lxd-client dnsmasq-base iptables btrfs-progs busybox-static bind9 bind9-dnsutils
           debootstrap xz-utils ca-certificates python3 python3-venv curl
-          qemu-system-x86 qemu-utils ovmf ipxe-qemu genisoimage
+          qemu-system-x86 qemu-utils ovmf ipxe-qemu genisoimage gdisk
           dosfstools mtools systemd-boot-efi fdisk kmod cpio"
 
 say() { printf '\033[1mwarren:\033[0m %s\n' "$*"; }
