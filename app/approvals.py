@@ -9,16 +9,12 @@ approving it can never overbook); a denial releases them.
 import json
 
 from . import accounts, audit, jobs, members, quotas
+from .config import current_settings
 from .errors import Conflict, NotFound, ValidationError
 from .instances import record_event
 from .store import get_db, now, transaction
 
 MAX_REASON = 500
-
-
-def _settings():
-    from flask import current_app
-    return current_app.config["WARREN"]
 
 
 def _describe(row: dict) -> str:
@@ -29,17 +25,13 @@ def _describe(row: dict) -> str:
                                  for key, value in sorted(wanted.items()))
 
 
-def _rows(where: str, values: list) -> list[dict]:
-    rows = get_db().execute(
+def _rows(where: str, values: list, limit: int = -1) -> list[dict]:
+    rows = get_db().query(
         "SELECT a.*, u.username, i.fqdn, i.profile, i.image, i.cpu, i.memory, i.disk "
         "FROM approvals a JOIN users u ON u.id = a.user_id "
-        f"LEFT JOIN instances i ON i.id = a.instance_id WHERE {where} ORDER BY a.id DESC",
-        values).fetchall()
-    columns = ["id", "user_id", "kind", "instance_id", "wanted", "reason", "state", "decided_by",
-               "decision", "created_at", "decided_at", "username", "fqdn", "profile", "image",
-               "cpu", "memory", "disk"]
-    return [{**dict(zip(columns, row)), "summary": _describe(dict(zip(columns, row)))}
-            for row in rows]
+        f"LEFT JOIN instances i ON i.id = a.instance_id WHERE {where} ORDER BY a.id DESC LIMIT ?",
+        [*values, limit])
+    return [{**row, "summary": _describe(row)} for row in rows]
 
 
 def pending() -> list[dict]:
@@ -49,7 +41,7 @@ def pending() -> list[dict]:
 
 def decided(limit: int = 50) -> list[dict]:
     """The most recent decisions."""
-    return _rows("a.state != 'pending'", [])[:limit]
+    return _rows("a.state != 'pending'", [], limit)
 
 
 def of_member(user: dict) -> list[dict]:
@@ -118,7 +110,7 @@ def decide(actor: dict, approval_id: int, approve: bool, reason: str) -> dict:
             if row["kind"] == "instance":
                 _decide_instance(db, row, actor, approve, reason)
     if approve and row["kind"] == "instance":
-        jobs.wake_worker(_settings())
+        jobs.wake_worker(current_settings())
     return db["approvals"].get(approval_id)
 
 

@@ -173,6 +173,12 @@ class Settings(dict):
             raise AttributeError(name) from None
 
 
+def current_settings() -> Settings:
+    """The running app's settings (inside an app context)."""
+    from flask import current_app
+    return current_app.config["WARREN"]
+
+
 def _read_file(path: str) -> dict[str, str]:
     try:
         with open(path, "rb") as handle:

@@ -9,9 +9,9 @@ concurrent requests cannot overbook.
 import re
 from datetime import timedelta
 
-from flask import current_app
 
 from . import addresses, audit, clock, jobs, lxd, quotas, sshkeys
+from .config import current_settings
 from .errors import BackendError, Conflict, NotFound, ValidationError
 from .profiles import current_profiles
 from .projects import member_of, project_name, usable_profiles
@@ -23,10 +23,6 @@ ACTIONS = ("start", "stop", "restart")
 BUSY = ("queued", "creating", "starting", "publishing", "deleting")
 # Statuses of requests that hold nothing: no quota, no address, no LXD instance.
 RELEASED = ("failed", "denied")
-
-
-def _settings():
-    return current_app.config["WARREN"]
 
 
 def fqdn_for(name: str, username: str, zone: str) -> str:
@@ -78,14 +74,14 @@ def request_instance(user: dict, name: str, profile_name: str, image: str, keys_
                      saved_key_ids: list | None = None) -> dict:
     """Validate every field, reserve name, quota and address, queue the job
     (or put it in the approval queue when the profile asks for that)."""
-    target = fqdn_for((name or "").strip().lower(), user["username"], _settings().dns_zone)
+    target = fqdn_for((name or "").strip().lower(), user["username"], current_settings().dns_zone)
     with audit.audited(get_db(), user["username"], "instance.request", target,
                        member=user["username"], detail=f"profile {profile_name}, image {image}"):
         return _request_instance(user, name, profile_name, image, keys_text, saved_key_ids)
 
 
 def _request_instance(user, name, profile_name, image, keys_text, saved_key_ids) -> dict:
-    settings = _settings()
+    settings = current_settings()
     name = (name or "").strip().lower()
     errors: dict[str, list[str]] = {}
     problems = _check_name(name, user["username"], settings.dns_zone)
@@ -165,13 +161,13 @@ def lease_end(profile) -> str | None:
 def unavailable(profile) -> str | None:
     """Why this server cannot run the profile's instance type (LXD's
     reason), or None when it can."""
-    return lxd.instance_types(_settings().lxd_socket).get(profile.instance_type)
+    return lxd.instance_types(current_settings().lxd_socket).get(profile.instance_type)
 
 
 def available_images() -> set[str]:
     """Image aliases LXD has (a clear error when LXD is down)."""
-    client = lxd.connect(_settings().lxd_socket)
-    return lxd.cached(("aliases", _settings().lxd_socket), lambda: lxd.image_aliases(client))
+    client = lxd.connect(current_settings().lxd_socket)
+    return lxd.cached(("aliases", current_settings().lxd_socket), lambda: lxd.image_aliases(client))
 
 
 def record_event(db, instance_id: int, step: str, message: str) -> None:
@@ -191,7 +187,7 @@ def list_instances(user: dict) -> list[dict]:
     """The member's instances with their live LXD state where LXD answers."""
     rows = list(get_db()["instances"].rows_where("user_id = ?", [user["id"]], order_by="name"))
     try:
-        states = lxd.instance_states(lxd.connect(_settings().lxd_socket,
+        states = lxd.instance_states(lxd.connect(current_settings().lxd_socket,
                                                  project=project_name(user["username"])))
     except NotFound:
         states = {}  # no project yet
@@ -230,4 +226,4 @@ def _queue_action(instance: dict, action: str) -> None:
             db["instances"].update(instance["id"], {"status": "deleting", "updated_at": now()})
             record_event(db, instance["id"], "deleting", "Deletion requested.")
         jobs.enqueue(db, instance["id"], action)
-    jobs.wake_worker(_settings())
+    jobs.wake_worker(current_settings())

@@ -13,18 +13,15 @@ import secrets
 from datetime import datetime, timedelta, timezone
 
 from . import accounts, audit, jobs, lxd, projects, quotas, sessions
+from .config import current_settings
 from .errors import BackendError, Conflict, NotFound, ValidationError, WarrenError
+from .instances import BUSY
 from .profiles import current_profiles
 from .store import get_db, now, transaction
 
 log = logging.getLogger(__name__)
 INVITE_HOURS = 72
 CLI = {"id": None, "username": "cli"}  # the actor of `flask user ...` commands
-
-
-def _settings():
-    from flask import current_app
-    return current_app.config["WARREN"]
 
 
 def _digest(token: str) -> str:
@@ -109,8 +106,8 @@ def accept_invite(token: str, username: str, password: str) -> dict:
 def _fit_problems(db, user: dict, quota: quotas.Quota) -> list[str]:
     """Why a member's current instances would not fit a new quota."""
     used = quotas.usage(db, user["id"])
-    problems = [f"{label}: uses {show(used[key])}, the new allowance is {show(getattr(quota, key))}"
-                for key, label, show in quotas.RESOURCES if used[key] > getattr(quota, key)]
+    problems = [f"{label}: uses {used_text}, the new allowance is {allowed}"
+                for label, used_text, allowed in quotas.exceeded(quota, used)]
     if not quota.nesting:
         profiles = current_profiles()
         nested = [row["name"] for row in db["instances"].rows_where(
@@ -142,7 +139,7 @@ def set_quota(actor: dict, username: str, tier: str, overrides: dict) -> tuple[q
             db["users"].update(user["id"], {"tier": tier,
                                             "quota_overrides": json.dumps(overrides, sort_keys=True)})
     try:
-        synced = projects.sync_existing(_settings(), db, [username])
+        synced = projects.sync_existing(current_settings(), db, [username])
     except BackendError as error:  # saved; the project follows on the member's next request
         log.warning("LXD project of %s not updated now: %s", username, error)
         synced = []
@@ -167,12 +164,13 @@ def disable(actor: dict, username: str) -> int:
             sessions.revoke_user_sessions(db, user["id"])
             # Instances still being built are stopped once they are up (jobs of
             # one instance run in order).
+            running = ("ready",) + tuple(status for status in BUSY if status != "deleting")
             ready = [row["id"] for row in db["instances"].rows_where(
-                "user_id = ? AND status IN ('ready', 'queued', 'creating', 'starting', 'publishing')",
-                [user["id"]])]
+                f"user_id = ? AND status IN ({', '.join('?' for _ in running)})",
+                [user["id"], *running])]
             for instance_id in ready:
                 jobs.enqueue(db, instance_id, "stop")
-    jobs.wake_worker(_settings())
+    jobs.wake_worker(current_settings())
     return len(ready)
 
 
@@ -203,7 +201,7 @@ def delete_member(actor: dict, username: str, confirmation: str) -> int:
                 if row["status"] != "deleting":
                     db["instances"].update(row["id"], {"status": "deleting", "updated_at": now()})
                     jobs.enqueue(db, row["id"], "delete")
-    jobs.wake_worker(_settings())
+    jobs.wake_worker(current_settings())
     return count
 
 

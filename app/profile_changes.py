@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from . import audit, projects, quotas
+from .config import current_settings
 from .errors import Conflict, NotFound, WarrenError
 from .instances import RELEASED
 from .profiles import Profile, parse_profile, profile_set
@@ -29,11 +30,6 @@ class Review:
     affected: list[dict] = field(default_factory=list)  # instances that follow
     problems: list[str] = field(default_factory=list)  # why it would be refused
     notes: list[str] = field(default_factory=list)  # what the admin should know
-
-
-def _settings():
-    from flask import current_app
-    return current_app.config["WARREN"]
 
 
 @contextmanager
@@ -62,12 +58,10 @@ def _flat(profile: Profile | None) -> dict[str, str]:
 def using(name: str) -> list[dict]:
     """Instances that hold resources under a profile, with their member."""
     placeholders = ", ".join("?" for _ in RELEASED)
-    rows = get_db().execute(
+    return list(get_db().query(
         "SELECT i.id, i.fqdn, i.status, i.user_id, i.cpu, i.memory, i.disk, i.processes, u.username "
         f"FROM instances i JOIN users u ON u.id = i.user_id WHERE i.profile = ? "
-        f"AND i.status NOT IN ({placeholders}) ORDER BY i.fqdn", [name, *RELEASED]).fetchall()
-    keys = ("id", "fqdn", "status", "user_id", "cpu", "memory", "disk", "processes", "username")
-    return [dict(zip(keys, row)) for row in rows]
+        f"AND i.status NOT IN ({placeholders}) ORDER BY i.fqdn", [name, *RELEASED]))
 
 
 def _quota_problems(profile: Profile, affected: list[dict]) -> list[str]:
@@ -81,8 +75,8 @@ def _quota_problems(profile: Profile, affected: list[dict]) -> list[str]:
         used = quotas.usage(db, user["id"])
         for key in ("cpu", "memory", "disk", "processes"):
             used[key] += sum(getattr(profile.limits, key) - row[key] for row in mine)
-        over = [f"{label} {show(used[key])} of {show(getattr(quota, key))}"
-                for key, label, show in quotas.RESOURCES if used[key] > getattr(quota, key)]
+        over = [f"{label} {used_text} of {allowed}"
+                for label, used_text, allowed in quotas.exceeded(quota, used)]
         if profile.nesting and not quota.nesting:
             over.append("nesting, which their share does not allow")
         if over:
@@ -117,7 +111,7 @@ def review(name: str, text: str, creating: bool) -> Review:
 def _sync_all() -> None:
     db = get_db()
     usernames = [row[0] for row in db.execute("SELECT username FROM users WHERE deleting = 0")]
-    projects.sync_existing(_settings(), db, usernames)
+    projects.sync_existing(current_settings(), db, usernames)
 
 
 def save(actor: dict, name: str, text: str, creating: bool) -> Review:
@@ -132,15 +126,7 @@ def save(actor: dict, name: str, text: str, creating: bool) -> Review:
                 or "no change"
             if result.problems:
                 raise Conflict("Not saved: " + "; ".join(result.problems) + ".")
-            folder = profile_set()
-            previous = None if creating else folder.text(name)
-            folder.write(name, text)
-            try:
-                _sync_all()
-            except WarrenError as error:
-                _restore(name, previous)
-                raise type(error)(f"LXD refused the change, so the file was put back: {error}") \
-                    from error
+            _change_file(name, text)
             align_rows(db, profile_set().all())
     return result
 
@@ -163,16 +149,28 @@ def align_rows(db, profiles: dict) -> int:
     return changed
 
 
-def _restore(name: str, previous: str | None) -> None:
+def _change_file(name: str, text: str | None) -> None:
+    """Write a profile's file (remove it, for None) and sync every member
+    project; if LXD refuses, the old file is put back and synced again."""
     folder = profile_set()
-    if previous is None:
-        folder.remove(name)
-    else:
-        folder.write(name, previous)
+    previous = folder.text(name) if folder.path(name).exists() else None
+
+    def put(content: str | None) -> None:
+        if content is None:
+            folder.remove(name)
+        else:
+            folder.write(name, content)
+
+    put(text)
     try:
         _sync_all()
-    except WarrenError:
-        pass  # the worker's next pass brings LXD in line with the files
+    except WarrenError as error:
+        put(previous)
+        try:
+            _sync_all()
+        except WarrenError:
+            pass  # the worker's next pass brings LXD in line with the files
+        raise type(error)(f"LXD refused the change, so the file was put back: {error}") from error
 
 
 def delete(actor: dict, name: str) -> None:
@@ -187,10 +185,4 @@ def delete(actor: dict, name: str) -> None:
                 raise Conflict(f"{name} is in use by {len(users)} instance(s): "
                                + ", ".join(row["fqdn"] for row in users)
                                + ". Delete those first.")
-            previous = profile_set().text(name)
-            profile_set().remove(name)
-            try:
-                _sync_all()
-            except WarrenError as error:
-                _restore(name, previous)
-                raise type(error)(f"LXD refused, so the file was put back: {error}") from error
+            _change_file(name, None)

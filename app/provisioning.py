@@ -11,9 +11,9 @@ import os
 import signal
 
 import yaml
-from flask import current_app
 
 from . import accounts, audit, dns, lxd, quotas
+from .config import current_settings
 from .errors import BackendUnavailable, Conflict, WarrenError
 from .instances import lxd_name, record_event
 from .profiles import current_profiles
@@ -29,13 +29,9 @@ MESSAGES = {
 }
 
 
-def _settings():
-    return current_app.config["WARREN"]
-
-
 def checkpoint(step: str) -> None:
     """Fault injection for the crash tests (WARREN_FAULT_AT): die here, at once."""
-    if _settings().fault_at == step:
+    if current_settings().fault_at == step:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -63,7 +59,7 @@ def instance_setup(instance: dict, profile, image: dict, quota, owner: str) -> t
     agent to receive files), its CPUs on the instance (see
     Profile.lxd_config), and Secure Boot off when its image says it needs
     that (requirements.secureboot)."""
-    settings = _settings()
+    settings = current_settings()
     config = {"user.warren.id": str(instance["id"]), "user.warren.owner": owner,
               "user.warren.hostname": instance["name"], "user.warren.installation": installation()}
     devices = {"eth0": {"type": "nic", "network": settings.lxd_network, "name": "eth0",
@@ -88,7 +84,7 @@ def instance_setup(instance: dict, profile, image: dict, quota, owner: str) -> t
 
 
 def _member_client(instance: dict):
-    return lxd.connect(_settings().lxd_socket, project=instance["project"])
+    return lxd.connect(current_settings().lxd_socket, project=instance["project"])
 
 
 def _own_instance(client, instance: dict):
@@ -103,7 +99,7 @@ def _own_instance(client, instance: dict):
 
 def provision(db, instance: dict) -> None:
     """queued -> creating -> starting -> publishing -> ready."""
-    settings = _settings()
+    settings = current_settings()
     user = accounts.get_user(instance["user_id"])
     profiles = current_profiles()
     profile = profiles.get(instance["profile"])
@@ -150,7 +146,7 @@ def provision(db, instance: dict) -> None:
 def remove_everything(db, instance: dict, halfway=lambda: None) -> None:
     """Take down the instance's DNS name and LXD instance, if they are ours.
     With the DNS server down the removal is recorded and done by reconcile."""
-    settings = _settings()
+    settings = current_settings()
     owner = dns_owner(member_of(instance["project"]))
     try:
         dns.remove_name(dns.zone_from_settings(settings), instance["fqdn"], owner)
@@ -187,12 +183,12 @@ def power(db, instance: dict, action: str) -> None:
     if profile is not None and profile.is_vm and action in ("start", "restart"):
         if action == "restart":
             lxd.set_power(found, "stop")
-        if lxd.get_instance(client, lxd_name(instance)).status == "Stopped" and \
+        found, step = lxd.get_instance(client, lxd_name(instance)), "start"
+        if found.status == "Stopped" and \
                 lxd.set_config(client, lxd_name(instance), "limits.cpu", str(profile.limits.cpu)):
             with transaction(db):
                 record_event(db, instance["id"], action, f"CPUs set to {profile.limits.cpu} "
                              "from the profile.")
-        found, step = _own_instance(client, instance), "start"
     lxd.set_power(found, step)
     with transaction(db):
         record_event(db, instance["id"], action, f"{action.capitalize()} done.")

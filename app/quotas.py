@@ -123,10 +123,17 @@ def usage_table(quota: Quota, used: dict) -> list[dict]:
             for key, label, show in RESOURCES]
 
 
+def exceeded(quota: Quota, used: dict) -> list[tuple[str, str, str]]:
+    """(resource, use, allowance), as people write them, for each resource
+    whose use passes the allowance."""
+    return [(label, show(used[key]), show(getattr(quota, key)))
+            for key, label, show in RESOURCES if used[key] > getattr(quota, key)]
+
+
 def check_within(quota: Quota, used: dict) -> None:
     """Raise QuotaExceeded if current use (with a new reservation) passes any limit."""
-    over = [f"{label}: {show(used[key])} of {show(getattr(quota, key))}"
-            for key, label, show in RESOURCES if used[key] > getattr(quota, key)]
+    over = [f"{label}: {used_text} of {allowed}"
+            for label, used_text, allowed in exceeded(quota, used)]
     if over:
         raise QuotaExceeded("Over quota after reserving — " + "; ".join(over) + ".")
 

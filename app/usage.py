@@ -5,6 +5,7 @@ reserved figures are what Warren's quota check counts."""
 from dataclasses import dataclass, field
 
 from . import lxd, quotas
+from .config import current_settings
 from .errors import BackendError, NotFound
 from .instances import lxd_name
 from .projects import project_name
@@ -29,18 +30,13 @@ class MemberUsage:
         return min(100, round(100 * used / allowed)) if allowed else 100
 
 
-def _settings():
-    from flask import current_app
-    return current_app.config["WARREN"]
-
-
 def member_usage(user: dict) -> MemberUsage:
     """One member's live and reserved use."""
     db = get_db()
     result = MemberUsage(username=user["username"], tier=user["tier"],
                          quota=quotas.quota_for(db, user), reserved=quotas.usage(db, user["id"]))
     rows = list(db["instances"].rows_where("user_id = ?", [user["id"]], order_by="name"))
-    client = lxd.connect(_settings().lxd_socket, project=project_name(user["username"]))
+    client = lxd.connect(current_settings().lxd_socket, project=project_name(user["username"]))
     try:
         live, cpu = lxd.instance_usage(client), lxd.cpu_seconds(client)
     except NotFound:
@@ -67,7 +63,7 @@ def host_report() -> dict:
     db = get_db()
     members = [member_usage(user) for user in db["users"].rows_where("deleting = 0", order_by="username")]
     try:
-        host = lxd.host_resources(lxd.connect(_settings().lxd_socket))
+        host = lxd.host_resources(lxd.connect(current_settings().lxd_socket))
     except BackendError as error:
         host = {"error": str(error)}
     totals = {"instances": sum(m.reserved["instances"] for m in members),
