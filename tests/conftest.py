@@ -3,6 +3,7 @@ are the real daemons that bin/test starts (their settings come from the same
 WARREN_* environment bin/test exports). LXD objects get unique names and are
 removed after each test."""
 import re
+import shutil
 import subprocess
 import uuid
 from pathlib import Path
@@ -29,12 +30,31 @@ def settings():
     return load_settings()
 
 
-@pytest.fixture
-def app(tmp_path):
+def make_app(tmp_path, own_profiles: bool = False, **overrides):
+    """An app on a temporary database; with own_profiles, on a copy of
+    profiles/ that the test may edit."""
+    if own_profiles:
+        shutil.copytree(REPO / "profiles", tmp_path / "profiles")
+        overrides["profiles_dir"] = str(tmp_path / "profiles")
     app = create_app({"database": str(tmp_path / "warren.sqlite3"), "secret_key": "t" * 48,
-                      "worker_socket": str(tmp_path / "worker.sock")})
+                      "worker_socket": str(tmp_path / "worker.sock"), **overrides})
     app.config["TESTING"] = True
     return app
+
+
+@pytest.fixture
+def app(tmp_path):
+    return make_app(tmp_path)
+
+
+def post_form(client, page, data, url=None, expect=None):
+    """Submit a form found on `page` (to `url`, if it posts elsewhere) the
+    way a browser does."""
+    token = csrf_token(client.get(page).get_data(as_text=True))
+    response = client.post(url or page, data={**data, "csrf_token": token})
+    if expect is not None:
+        assert response.status_code == expect, response.get_data(as_text=True)[:3000]
+    return response
 
 
 @pytest.fixture
@@ -78,6 +98,15 @@ class Auth:
 @pytest.fixture
 def auth(client):
     return Auth(client)
+
+
+@pytest.fixture
+def admin(app, make_user):
+    """A signed-in admin web client."""
+    make_user("root", role="admin")
+    client = app.test_client()
+    Auth(client).login("root")
+    return client
 
 
 @pytest.fixture

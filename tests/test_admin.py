@@ -1,47 +1,24 @@
 """The admin console through the web client, against the real LXD and
 named: profile edits reach every member project, approvals, member
 disable/enable/delete, invitations, the audit log and usage."""
-import shutil
 import time
 from pathlib import Path
 
 import pytest
 
-from app import create_app, lxd
+from app import lxd
 from app.projects import project_name
 from app.store import get_db
-from conftest import PASSWORD, REPO, Auth, csrf_token
+from conftest import PASSWORD, REPO, Auth, make_app, post_form
 from test_instances import dig_status, launch, member_instance, request_instance, run_in, wait_done
 
 
 @pytest.fixture
 def app(tmp_path):
     """The app with its own copy of profiles/, which these tests edit."""
-    profiles = tmp_path / "profiles"
-    shutil.copytree(REPO / "profiles", profiles)
-    app = create_app({"database": str(tmp_path / "warren.sqlite3"), "secret_key": "t" * 48,
-                      "worker_socket": str(tmp_path / "worker.sock"), "profiles_dir": str(profiles)})
-    app.config["TESTING"] = True
+    app = make_app(tmp_path, own_profiles=True)
     app.config["WARREN"]["reconcile_seconds"] = 2  # the worker syncs edited files quickly
     return app
-
-
-@pytest.fixture
-def admin(app, make_user):
-    """A signed-in admin web client."""
-    make_user("root", role="admin")
-    client = app.test_client()
-    Auth(client).login("root")
-    return client
-
-
-def post_form(client, page, data, url=None, expect=None):
-    """Submit a form found on `page` the way a browser does."""
-    token = csrf_token(client.get(page).get_data(as_text=True))
-    response = client.post(url or page, data={**data, "csrf_token": token})
-    if expect is not None:
-        assert response.status_code == expect, response.get_data(as_text=True)[:3000]
-    return response
 
 
 def audit_rows(app, **where):

@@ -6,8 +6,9 @@ import time
 
 import pytest
 
-from app import create_app, lxd
+from app import lxd
 from app.projects import project_name
+from conftest import make_app
 from test_instances import launch, run_in
 
 TINY = """
@@ -25,11 +26,7 @@ def app(tmp_path):
     profiles = tmp_path / "profiles"
     profiles.mkdir()
     (profiles / "tiny.yaml").write_text(TINY)
-    app = create_app({"database": str(tmp_path / "w.sqlite3"), "secret_key": "e" * 48,
-                      "worker_socket": str(tmp_path / "worker.sock"),
-                      "profiles_dir": str(profiles)})
-    app.config["TESTING"] = True
-    return app
+    return make_app(tmp_path, profiles_dir=str(profiles))
 
 
 @pytest.fixture

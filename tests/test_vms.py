@@ -4,16 +4,15 @@ systemd-boot, a Debian kernel) through the test-only VM daemon described
 in tests/vmhost/README.md. Member projects stay restricted throughout."""
 import os
 import re
-import shutil
 import subprocess
 import time
 
 import pytest
 
-from app import create_app, lxd
+from app import lxd
 from app.projects import project_name
 from app.store import get_db
-from conftest import REPO, Auth, csrf_token
+from conftest import REPO, make_app, post_form
 from test_instances import dig_status, post_action, request_instance, wait_done, wait_gone
 
 VMHOST = os.environ.get("WARREN_VMHOST_DIR", "/var/lib/warren/vmhost")
@@ -21,38 +20,12 @@ VM_SOCKET = f"{VMHOST}/lxd/unix.socket"
 REPORT = re.compile(r"warren-vm: hostname=(\S+) cpus=(\d+) mem_kib=(\d+) keys=(\d+) addr=(\S*)")
 
 
-def make_app(tmp_path, **overrides):
-    profiles = tmp_path / "profiles"
-    shutil.copytree(REPO / "profiles", profiles)
-    app = create_app({"database": str(tmp_path / "warren.sqlite3"), "secret_key": "t" * 48,
-                      "worker_socket": str(tmp_path / "worker.sock"), "profiles_dir": str(profiles),
-                      **overrides})
-    app.config["TESTING"] = True
-    return app
-
-
-@pytest.fixture
-def admin(app, make_user):
-    make_user("root", role="admin")
-    client = app.test_client()
-    Auth(client).login("root")
-    return client
-
-
-def form_post(client, page, data, url=None, expect=None):
-    token = csrf_token(client.get(page).get_data(as_text=True))
-    response = client.post(url or page, data={**data, "csrf_token": token})
-    if expect is not None:
-        assert response.status_code == expect, response.get_data(as_text=True)[:3000]
-    return response
-
-
 # --- a host that cannot run VMs (the stock daemon here) ---------------------
 
 class TestWithoutVmSupport:
     @pytest.fixture
     def app(self, tmp_path):
-        return make_app(tmp_path)
+        return make_app(tmp_path, own_profiles=True)
 
     def test_vm_profiles_are_unavailable_with_lxds_reason_and_requests_create_nothing(
             self, app, settings, worker, members, admin):
@@ -81,7 +54,7 @@ def app(tmp_path):
     """A scratch Warren on the VM test daemon (its bridge, pool and socket)."""
     if not os.path.exists(VM_SOCKET):
         pytest.fail("the VM test daemon is not running: bin/test starts it (tests/vmhost/vmhost.sh)")
-    return make_app(tmp_path, lxd_socket=VM_SOCKET, lxd_network="warrenvm0",
+    return make_app(tmp_path, own_profiles=True, lxd_socket=VM_SOCKET, lxd_network="warrenvm0",
                     network_address="10.89.0.1/24", lxd_storage_pool="vmpool")
 
 
@@ -112,7 +85,7 @@ def approve_all(app, admin):
     with app.app_context():
         waiting = [row["id"] for row in get_db()["approvals"].rows_where("state = 'pending'")]
     for approval_id in waiting:
-        form_post(admin, "/admin/approvals", {"reason": "ok"},
+        post_form(admin, "/admin/approvals", {"reason": "ok"},
                   url=f"/admin/approvals/{approval_id}/approve", expect=303)
 
 
@@ -162,9 +135,9 @@ def test_a_vm_profile_cpu_change_waits_for_the_next_restart(app, worker, members
     alice = members()
     location, _ = launch_vm(app, admin, alice)
     text = (REPO / "profiles" / "vm-small.yaml").read_text().replace("cpu: 1", "cpu: 2")
-    review = form_post(admin, "/admin/profiles/vm-small", {"text": text}, expect=200)
+    review = post_form(admin, "/admin/profiles/vm-small", {"text": text}, expect=200)
     assert "at their next start or restart" in review.get_data(as_text=True)  # the admin is told
-    form_post(admin, "/admin/profiles/vm-small", {"text": text, "reviewed": text}, expect=303)
+    post_form(admin, "/admin/profiles/vm-small", {"text": text, "reviewed": text}, expect=303)
     vm = vm_of(alice)
     assert vm.status == "Running" and vm.config["limits.cpu"] == "1"  # untouched while running
     scoped = lxd.connect(VM_SOCKET, project=project_name(alice.username))
