@@ -23,25 +23,7 @@ echo vm-tiny > "$root/etc/hostname"
 printf 'root:x:0:0:root:/root:/bin/sh\n' > "$root/etc/passwd"
 copy_modules "$work/kernel" "$version" "$root" virtio_pci virtio_net virtio_scsi sr_mod isofs button evdev
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -9) > "$work/initrd.img"
-printf 'default warren.conf\ntimeout 0\n' > "$work/loader.conf"
-printf 'title Warren tiny VM\nlinux /vmlinuz\ninitrd /initrd.img\noptions console=ttyS0 quiet\n' \
-    > "$work/warren.conf"
-mkdir -p "$out"
-efi_disk "$work/disk.qcow2" 48 "$work/kernel/boot/vmlinuz-$version:/vmlinuz" \
-    "$work/initrd.img:/initrd.img" "$work/loader.conf:/loader/loader.conf" \
-    "$work/warren.conf:/loader/entries/warren.conf"
-# systemd-boot is not signed for Secure Boot: the image says so and LXD
-# starts it with Secure Boot off (requirements.secureboot).
-cat > "$work/metadata.yaml" <<META
-architecture: x86_64
-creation_date: $(date +%s)
-properties:
-  description: "Warren tiny VM test image (Debian kernel $version, busybox)"
-  os: "vm-tiny"
-  release: "$version"
-  warren.build: "$hash"
-  warren.cloud-init: "true"
-  requirements.secureboot: "false"
-META
-tar -C "$work" -cJf "$work/metadata.tar.xz" metadata.yaml
-mv "$work/metadata.tar.xz" "$work/disk.qcow2" "$out/"
+efi_disk "$work/disk.qcow2" 48 "$work/kernel/boot/vmlinuz-$version" "$work/initrd.img" \
+    "Warren tiny VM" "console=ttyS0 quiet"
+vm_image "$work" "$out" "Warren tiny VM test image (Debian kernel $version, busybox)" vm-tiny \
+    "$version" "$hash"
