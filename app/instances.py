@@ -91,8 +91,8 @@ def _request_instance(user, name, profile_name, image, keys_text, saved_key_ids)
     profile = usable_profiles(current_profiles(), quota).get(profile_name or "")
     if profile is None:
         errors["profile"] = [f"Choose one of: {', '.join(sorted(usable_profiles(current_profiles(), quota)))}."]
-    elif unavailable(profile):
-        errors["profile"] = [f"{profile.name} is unavailable on this server: {unavailable(profile)}."]
+    elif reason := unavailable(profile):
+        errors["profile"] = [f"{profile.name} is unavailable on this server: {reason}."]
     elif image not in profile.images:
         errors["image"] = [f"The {profile.name} profile offers: {', '.join(profile.images)}."]
     elif image not in available_images():

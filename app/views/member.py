@@ -27,9 +27,11 @@ def dashboard():
 
 def _fill_choices(form: InstanceRequestForm) -> dict:
     profiles = usable_profiles(current_profiles(), instances.member_quota(g.user))
-    form.profile.choices = [(name, f"{name} — {profile.description}" + (
-        f" (unavailable here: {instances.unavailable(profile)})" if instances.unavailable(profile) else ""))
-        for name, profile in sorted(profiles.items())]
+    form.profile.choices = []
+    for name, profile in sorted(profiles.items()):
+        reason = instances.unavailable(profile)
+        form.profile.choices.append(
+            (name, f"{name} — {profile.description}" + (f" (unavailable here: {reason})" if reason else "")))
     form.image.choices = sorted({(image, image) for profile in profiles.values()
                                  for image in profile.images})
     form.saved_keys.choices = [(str(key["id"]), f"{key['fingerprint']} {key['public_key'][-40:]}")
