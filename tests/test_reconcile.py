@@ -1,6 +1,7 @@
 """Reconcile and outages, against the real LXD and named: drift between the
 store, LXD and DNS is repaired, a second pass changes nothing, and an
 outage of named neither blocks creation nor loses a record."""
+import json
 import os
 import subprocess
 import time
@@ -150,10 +151,11 @@ def lxd_outage():
     up under their own monitors) and always starts it again with the setup
     scripts' own step."""
     def stop():
-        # The daemon itself, not its `lxd forkfile`/`forkexec` helpers.
-        pid = subprocess.run(["pgrep", "-f", "^lxd --group"], capture_output=True,
-                             text=True).stdout.split()[0]
-        os.kill(int(pid), 9)
+        # The daemon behind the default socket, as it reports itself: not its
+        # `lxd forkfile`/`forkexec` helpers, nor the VM test daemon.
+        info = subprocess.run(["lxc", "query", "/1.0"], capture_output=True, text=True, check=True,
+                              env={key: value for key, value in os.environ.items() if key != "LXD_DIR"})
+        os.kill(json.loads(info.stdout)["environment"]["server_pid"], 9)
         deadline = time.monotonic() + 30
         while subprocess.run(["lxc", "info"], capture_output=True).returncode == 0:
             assert time.monotonic() < deadline, "LXD did not stop"
@@ -165,6 +167,7 @@ def lxd_outage():
     yield stop, start
     if subprocess.run(["lxc", "info"], capture_output=True).returncode != 0:
         start()
+    lxd._image_cache.clear()  # what the test seeded must not reach later tests
 
 
 def test_lxd_outage_gives_a_clear_error_and_leaves_nothing_half_made(app, settings, dig, worker,
