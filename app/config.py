@@ -99,6 +99,17 @@ def _words(value: str) -> tuple[str, ...]:
     return tuple(value.split())
 
 
+def _networks(value: str) -> tuple[str, ...]:
+    """Space-separated addresses or prefixes, e.g. 127.0.0.1 10.0.0.0/8."""
+    found = []
+    for word in value.split():
+        try:
+            found.append(str(ipaddress.ip_network(word, strict=False)))
+        except ValueError:
+            raise ValueError(f"{word!r} is not an IP address or prefix") from None
+    return tuple(found)
+
+
 @dataclass(frozen=True)
 class Key:
     name: str
@@ -155,11 +166,22 @@ KEYS = (
         "How often the worker looks for jobs when nobody wakes it."),
     Key("reconcile_seconds", "60", _integer(1, 86400),
         "How often the worker compares the store, LXD and DNS and repairs drift."),
+    Key("trusted_proxies", "", _networks,
+        "Reverse proxies (addresses or prefixes, space-separated) whose X-Forwarded-For is believed; empty believes none."),
+    Key("member_job_limit", "10", _integer(1, 1000),
+        "Jobs one member may have waiting at once; more requests are refused until some finish."),
+    Key("job_retention_days", "14", _integer(1, 3650), "Finished jobs older than this are deleted."),
+    Key("audit_retention_days", "400", _integer(1, 36500), "Audit entries older than this are deleted."),
+    Key("events_per_instance", "200", _integer(20, 100000),
+        "Progress lines kept per instance; the oldest go first."),
     Key("fault_at", "", _text,
         "Test harness only: the worker kills itself (SIGKILL) at this step. Leave empty."),
 )
-# Read by bin/test and bin/bench only (their own bridge), not by the app.
-SCRIPT_ONLY = {PREFIX + "CONFIG", PREFIX + "TEST_NETWORK", PREFIX + "TEST_NETWORK_ADDRESS"}
+# Read by the scripts only (bin/test and bin/bench: their own bridge; the VM
+# test daemon's tests/vmhost/vmhost.sh), not by the app.
+SCRIPT_ONLY = {PREFIX + name for name in (
+    "CONFIG", "TEST_NETWORK", "TEST_NETWORK_ADDRESS",
+    "VMHOST_DIR", "VMHOST_NETWORK", "VMHOST_ADDRESS", "VMHOST_DHCP_RANGE")}
 KNOWN = {PREFIX + key.name.upper() for key in KEYS} | SCRIPT_ONLY
 
 

@@ -51,6 +51,14 @@ def cloud_config(keys: list[str], hostname: str | None = None) -> str:
     return "#cloud-config\n" + yaml.safe_dump(data, default_flow_style=False)
 
 
+def nic_device(network: str, ipv4: str) -> dict:
+    """An instance's NIC on Warren's bridge with its static address, filtered
+    by LXD so a member who is root inside cannot take another instance's MAC
+    or IPv4 address (ARP and IP source checks on the host side)."""
+    return {"type": "nic", "network": network, "name": "eth0", "ipv4.address": ipv4,
+            "security.mac_filtering": "true", "security.ipv4_filtering": "true"}
+
+
 def instance_setup(instance: dict, profile, image: dict, quota, owner: str) -> tuple[dict, dict]:
     """The config and devices of a new LXD instance for a request.
 
@@ -62,8 +70,7 @@ def instance_setup(instance: dict, profile, image: dict, quota, owner: str) -> t
     settings = current_settings()
     config = {"user.warren.id": str(instance["id"]), "user.warren.owner": owner,
               "user.warren.hostname": instance["name"], "user.warren.installation": installation()}
-    devices = {"eth0": {"type": "nic", "network": settings.lxd_network, "name": "eth0",
-                        "ipv4.address": instance["ipv4"]}}
+    devices = {"eth0": nic_device(settings.lxd_network, instance["ipv4"])}
     keys = instance["ssh_keys"].splitlines()
     cloud_init = image.get("warren.cloud-init") == "true"
     if profile.is_vm:

@@ -2,7 +2,6 @@
 are the real daemons that bin/test starts (their settings come from the same
 WARREN_* environment bin/test exports). LXD objects get unique names and are
 removed after each test."""
-import re
 import shutil
 import subprocess
 import uuid
@@ -13,16 +12,31 @@ import pytest
 from app import create_app, dns, lxd
 from app.config import load_settings
 
+from support import PASSWORD, csrf_token
+
 REPO = Path(__file__).resolve().parent.parent
-CSRF = re.compile(r'<input[^>]*name="csrf_token"[^>]*value="([^"]+)"')
-PASSWORD = "correct horse battery"
+MARKERS = {
+    "lxd": "uses the real LXD daemon",
+    "named": "uses the real named",
+    "slow": "takes more than a few seconds (left out of the quick loop: -m 'not slow')",
+    "vm": "boots virtual machines on the VM test daemon",
+}
+# Fixtures that reach a real backend: tests using them get the marker.
+BACKEND_FIXTURES = {"lxd": {"lxd_client", "instances", "worker", "members", "debian_image"},
+                    "named": {"zone", "dig", "worker", "members"}}
 
 
-def csrf_token(html: str) -> str:
-    """The CSRF token embedded in a rendered form."""
-    match = CSRF.search(html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
+def pytest_configure(config):
+    for name, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        for marker, fixtures in BACKEND_FIXTURES.items():
+            if used & fixtures:
+                item.add_marker(marker)
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,6 @@
 """Warren as bin/up runs it, on a scratch database: gunicorn (4 workers) and
 the worker process, driven over HTTP. Used by the tests and bench/."""
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -10,8 +9,9 @@ from pathlib import Path
 
 import requests
 
+from support import CSRF
+
 REPO = Path(__file__).resolve().parent.parent
-CSRF = re.compile(r'<input[^>]*name="csrf_token"[^>]*value="([^"]+)"')
 PASSWORD = "live password 1"
 
 
@@ -64,9 +64,9 @@ class LiveWarren:
         deadline = time.monotonic() + 30
         while True:
             try:
-                requests.get(self.base + "/login", timeout=1)
+                requests.get(self.base + "/login", timeout=5)
                 return self
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or a cold first request
                 if time.monotonic() > deadline or any(p.poll() is not None for p in self.processes):
                     self.stop()
                     raise RuntimeError("Warren did not start: "

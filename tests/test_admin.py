@@ -10,7 +10,7 @@ from app import lxd
 from app.projects import project_name
 from app.store import get_db
 from conftest import PASSWORD, REPO, Auth, make_app, post_form
-from test_instances import dig_status, launch, member_instance, request_instance, run_in, wait_done
+from support import wait_until, dig_status, launch, member_instance, request_instance, run_in, wait_done
 
 
 @pytest.fixture
@@ -38,15 +38,6 @@ def save_profile(admin, name, text, creating=False, expect=303):
     body = review.get_data(as_text=True)
     assert 'id="review"' in body, body[:3000]
     return post_form(admin, page, {**data, "reviewed": text}, expect=303)
-
-
-def wait_until(check, timeout=30, message="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    pytest.fail(f"{message} not reached in {timeout}s")
 
 
 # --- profiles ---------------------------------------------------------------

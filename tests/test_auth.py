@@ -1,7 +1,7 @@
 """Login, logout, sessions and CSRF through the real forms."""
 import pytest
 
-from conftest import PASSWORD, csrf_token
+from support import PASSWORD, csrf_token
 
 
 def session_cookie(client):

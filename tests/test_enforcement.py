@@ -9,7 +9,7 @@ import pytest
 from app import lxd
 from app.projects import project_name
 from conftest import make_app
-from test_instances import launch, run_in
+from support import launch, member_instance, run_in
 
 TINY = """
 description: Tiny profile for enforcement tests
@@ -33,8 +33,7 @@ def app(tmp_path):
 def container(settings, worker, members):
     alice = members()
     launch(alice, name="tiny", profile="tiny")
-    scoped = lxd.connect(settings.lxd_socket, project=project_name(alice.username))
-    return lxd.get_instance(scoped, f"tiny-{alice.username}")
+    return member_instance(settings, alice, "tiny")
 
 
 def cgroup_file(instance, v2_name: str, v1_path: str) -> str:

@@ -12,7 +12,8 @@ from app.errors import ValidationError
 from app.profiles import ALLOWED_CONFIG, parse_profile
 from app.sshkeys import parse_key
 from app.store import get_db
-from conftest import PASSWORD, Auth, csrf_token
+from conftest import Auth
+from support import PASSWORD, csrf_token
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGf4LHa0NAKnUXGQjJ3sTRb5KtcQ2yEMgoB0RX8n7H0d fuzz@test"
 LABEL = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")

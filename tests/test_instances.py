@@ -9,71 +9,8 @@ import pytest
 from app import addresses, dns as warren_dns, lxd, quotas
 from app.projects import project_name
 from app.store import get_db
-from conftest import csrf_token
-
-KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGf4LHa0NAKnUXGQjJ3sTRb5KtcQ2yEMgoB0RX8n7H0d "
-       "member@laptop")
-TERMINAL = ("ready", "failed", "delete-failed", "denied", "awaiting-approval")
-
-
-def request_instance(client, expect=303, **fields):
-    """Submit the request form like a browser does."""
-    token = csrf_token(client.get("/instances/new").get_data(as_text=True))
-    data = {"name": "web", "profile": "small", "image": "busybox", "keys": KEY, "csrf_token": token}
-    data.update(fields)
-    response = client.post("/instances/new", data=data)
-    assert response.status_code == expect, response.get_data(as_text=True)[:2000]
-    return response
-
-
-def wait_done(client, location, timeout=90):
-    """Poll the status page's progress feed until the request settles."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        progress = client.get(f"{location}/progress").get_json()
-        if progress["status"] in TERMINAL:
-            return progress
-        time.sleep(0.1)
-    pytest.fail(f"{location} did not settle in {timeout}s: {progress}")
-
-
-def wait_gone(client, location, timeout=60):
-    deadline = time.monotonic() + timeout
-    while client.get(f"{location}/progress").status_code != 404:
-        if time.monotonic() > deadline:
-            pytest.fail(f"{location} was not deleted in {timeout}s")
-        time.sleep(0.1)
-
-
-def post_action(client, location, action):
-    token = csrf_token(client.get("/").get_data(as_text=True))
-    return client.post(f"{location}/{action}", data={"csrf_token": token})
-
-
-def launch(client, **fields):
-    """Request, wait until ready, return (location, progress)."""
-    location = request_instance(client, **fields).headers["Location"]
-    progress = wait_done(client, location)
-    assert progress["status"] == "ready", progress
-    return location, progress
-
-
-def dig_status(settings, name):
-    out = subprocess.run(["dig", "+time=2", "+tries=1", "-p", str(settings.dns_port),
-                          f"@{settings.dns_server}", name, "A"], capture_output=True, text=True).stdout
-    return out.split("status: ", 1)[1].split(",", 1)[0]
-
-
-def member_instance(settings, client, name="web"):
-    """The LXD instance behind a member's instance name (<name>-<member>)."""
-    return lxd.get_instance(lxd.connect(settings.lxd_socket, project=project_name(client.username)),
-                            f"{name}-{client.username}")
-
-
-def run_in(instance, *command):
-    code, out, err = lxd.execute(instance, list(command))
-    assert code == 0, err
-    return out.strip()
+from support import KEY, dig_status, launch, member_instance, post_action, request_instance, \
+    run_in, wait_done, wait_gone
 
 
 def cgroup_value(instance, v2_name, v1_path):

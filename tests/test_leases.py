@@ -7,7 +7,7 @@ import pytest
 
 from app import clock, leases
 from app.store import get_db
-from test_instances import dig_status, launch, member_instance, post_action, wait_gone
+from support import wait_event, dig_status, launch, member_instance, post_action, wait_gone
 
 
 @pytest.fixture
@@ -26,17 +26,6 @@ def check(app):
     with app.app_context():
         actions = leases.check(get_db())
     return actions
-
-
-def wait_event(client, location, text, timeout=60):
-    import time
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        events = client.get(f"{location}/progress").get_json()["events"]
-        if any(text in event["message"] for event in events):
-            return events
-        time.sleep(0.1)
-    pytest.fail(f"no event {text!r}: {events}")
 
 
 def test_lease_lifecycle(app, settings, worker, members, fixed_clock):

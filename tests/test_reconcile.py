@@ -11,7 +11,7 @@ import pytest
 from app import dns as warren_dns, lxd, reconcile
 from app.projects import dns_owner, project_name
 from app.store import get_db
-from test_instances import launch, member_instance, post_action, request_instance, wait_done, \
+from support import launch, member_instance, post_action, request_instance, wait_done, \
     wait_gone
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -6,7 +6,8 @@ import json
 import pytest
 
 from app.store import get_db, now
-from conftest import Auth, csrf_token
+from conftest import Auth
+from support import csrf_token
 
 ACTIONS = ("start", "stop", "restart", "delete")
 VOLATILE_TABLES = {"sessions", "login_failures"}

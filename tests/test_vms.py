@@ -13,7 +13,7 @@ from app import lxd
 from app.projects import project_name
 from app.store import get_db
 from conftest import REPO, make_app, post_form
-from test_instances import dig_status, post_action, request_instance, wait_done, wait_gone
+from support import member_instance, dig_status, post_action, request_instance, wait_done, wait_gone
 
 VMHOST = os.environ.get("WARREN_VMHOST_DIR", "/var/lib/warren/vmhost")
 VM_SOCKET = f"{VMHOST}/lxd/unix.socket"
@@ -77,8 +77,7 @@ def console_report(project, name, wanted, timeout=120):
 
 
 def vm_of(client, name="vm1"):
-    return lxd.get_instance(lxd.connect(VM_SOCKET, project=project_name(client.username)),
-                            f"{name}-{client.username}")
+    return member_instance(None, client, name, socket_path=VM_SOCKET)
 
 
 def approve_all(app, admin):

@@ -45,10 +45,9 @@ start() {
 
 stop() {
     if running; then
-        for project in $(lxc project list -f csv -c n | sed 's/ (current)//'); do
-            for instance in $(lxc list --project "$project" -f csv -c n); do
-                lxc delete --force --project "$project" "$instance"
-            done
+        # LXD 5.0.2 has no `lxc project list -c n`: list instances with their project.
+        lxc list --all-projects -f csv -c en | while IFS=, read -r project instance; do
+            [ -n "$instance" ] && lxc delete --force --project "$project" "$instance"
         done
         kill -9 "$(cat "$LXD_DIR/lxd.pid" 2>/dev/null || pgrep -f "^lxd --group root --logfile $log")" 2>/dev/null || true
     fi

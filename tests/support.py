@@ -1,0 +1,113 @@
+"""Helpers the test files share: reading CSRF tokens, driving the member
+forms of an in-process app, waiting for the worker, and finding the LXD
+instance behind a member's instance."""
+import re
+import subprocess
+import time
+
+import pytest
+
+from app import lxd
+from app.projects import project_name
+
+CSRF = re.compile(r'<input[^>]*name="csrf_token"[^>]*value="([^"]+)"')
+PASSWORD = "correct horse battery"
+KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGf4LHa0NAKnUXGQjJ3sTRb5KtcQ2yEMgoB0RX8n7H0d "
+       "member@laptop")
+TERMINAL = ("ready", "failed", "delete-failed", "denied", "awaiting-approval")
+
+
+def csrf_token(html: str) -> str:
+    """The CSRF token embedded in a rendered form."""
+    match = CSRF.search(html)
+    assert match, "no CSRF token in the page"
+    return match.group(1)
+
+
+def wait_until(check, timeout=30, message="condition", step=0.2):
+    """Poll check() until it returns something true; that value is returned."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(step)
+    pytest.fail(f"{message} not reached in {timeout}s")
+
+
+def request_instance(client, expect=303, **fields):
+    """Submit the request form like a browser does."""
+    token = csrf_token(client.get("/instances/new").get_data(as_text=True))
+    data = {"name": "web", "profile": "small", "image": "busybox", "keys": KEY, "csrf_token": token}
+    data.update(fields)
+    response = client.post("/instances/new", data=data)
+    assert response.status_code == expect, response.get_data(as_text=True)[:2000]
+    return response
+
+
+def wait_done(client, location, timeout=90):
+    """Poll the status page's progress feed until the request settles."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        progress = client.get(f"{location}/progress").get_json()
+        if progress["status"] in TERMINAL:
+            return progress
+        time.sleep(0.1)
+    pytest.fail(f"{location} did not settle in {timeout}s: {progress}")
+
+
+def wait_gone(client, location, timeout=60):
+    """Poll until the instance's page is gone (deleted)."""
+    wait_until(lambda: client.get(f"{location}/progress").status_code == 404, timeout,
+               f"deletion of {location}", step=0.1)
+
+
+def wait_event(client, location, text, timeout=60):
+    """Poll until the instance's history has an event containing text."""
+    def found():
+        events = client.get(f"{location}/progress").get_json()["events"]
+        return events if any(text in event["message"] for event in events) else None
+    return wait_until(found, timeout, f"an event {text!r} of {location}", step=0.1)
+
+
+def post_action(client, location, action):
+    """Press an instance's action button (start, stop, restart, delete, ...)."""
+    token = csrf_token(client.get("/").get_data(as_text=True))
+    return client.post(f"{location}/{action}", data={"csrf_token": token})
+
+
+def launch(client, **fields):
+    """Request, wait until ready, return (location, progress)."""
+    location = request_instance(client, **fields).headers["Location"]
+    progress = wait_done(client, location)
+    assert progress["status"] == "ready", progress
+    return location, progress
+
+
+def dig_status(settings, name):
+    """The rcode named gives for an A query (NOERROR, NXDOMAIN, ...)."""
+    out = subprocess.run(["dig", "+time=2", "+tries=1", "-p", str(settings.dns_port),
+                          f"@{settings.dns_server}", name, "A"], capture_output=True, text=True).stdout
+    return out.split("status: ", 1)[1].split(",", 1)[0]
+
+
+def lxd_name_of(settings, client, name="web", socket_path=None):
+    """The LXD name of a member's instance, found by the hostname Warren gave it."""
+    scoped = lxd.connect(socket_path or settings.lxd_socket, project=project_name(client.username))
+    found = [lxd_name for lxd_name, config in lxd.instance_configs(scoped).items()
+             if config.get("user.warren.hostname") == name]
+    return found[0] if found else None
+
+
+def member_instance(settings, client, name="web", socket_path=None):
+    """The LXD instance behind a member's instance name, or None."""
+    lxd_name = lxd_name_of(settings, client, name, socket_path)
+    scoped = lxd.connect(socket_path or settings.lxd_socket, project=project_name(client.username))
+    return lxd.get_instance(scoped, lxd_name) if lxd_name else None
+
+
+def run_in(instance, *command):
+    """Run a command in an instance; its stdout, stripped (it must succeed)."""
+    code, out, err = lxd.execute(instance, list(command))
+    assert code == 0, err
+    return out.strip()
