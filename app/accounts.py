@@ -4,22 +4,25 @@ import secrets
 
 from . import audit, passwords, sessions, throttle
 from .errors import AuthenticationFailed, Conflict, NotFound, ValidationError
-from .store import get_db, now, transaction
+from .names import reserved_username
+from .store import get_db, new_id, now, transaction
 
 ROLES = ("member", "admin")
 # A user name becomes a DNS label (web.alice.zone) and part of an LXD project
 # name, so it is held to the stricter of the two.
-USERNAME = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
+USERNAME = re.compile(r"[a-z][a-z0-9-]{0,30}[a-z0-9]")
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024
 
 
-def _check_username(username: str) -> list[str]:
-    if not USERNAME.match(username or ""):
+def _check_username(username: str, allow_reserved: bool = False) -> list[str]:
+    if not USERNAME.fullmatch(username or ""):
         return ["Use 2 to 32 lower-case letters, digits or hyphens, starting with a letter "
                 "and not ending with a hyphen."]
     if "--" in username:
         return ["Two hyphens in a row are not allowed."]
+    if not allow_reserved and (reason := reserved_username(username)):
+        return [f"{username} is reserved ({reason}); choose another name."]
     return []
 
 
@@ -32,10 +35,11 @@ def _check_password(password: str) -> list[str]:
 
 
 def create_user(username: str, password: str, role: str = "member", tier: str = "full",
-                actor: str = "cli") -> dict:
-    """Create an account; every invalid field is reported at once."""
+                actor: str = "cli", allow_reserved: bool = False) -> dict:
+    """Create an account; every invalid field is reported at once. Reserved
+    names are refused, except for the first admin named in the settings."""
     errors = {}
-    for field, problems in (("username", _check_username(username)),
+    for field, problems in (("username", _check_username(username, allow_reserved)),
                             ("password", _check_password(password)),
                             ("role", [] if role in ROLES else [f"Choose one of {', '.join(ROLES)}."])):
         if problems:
@@ -50,10 +54,11 @@ def create_user(username: str, password: str, role: str = "member", tier: str = 
         if not db["tiers"].count_where("name = ?", [tier]):
             raise ValidationError({"tier": [f"There is no tier {tier!r}."]})
         stamp = now()
-        user_id = db["users"].insert({
-            "username": username, "password_hash": password_hash, "role": role, "tier": tier,
-            "disabled": 0, "created_at": stamp, "password_changed_at": stamp,
-        }).last_pk
+        user_id = new_id(db, "users")  # never a deleted member's id: history stays theirs
+        db["users"].insert({
+            "id": user_id, "username": username, "password_hash": password_hash, "role": role,
+            "tier": tier, "disabled": 0, "created_at": stamp, "password_changed_at": stamp,
+        })
         audit.record(db, actor, "account.create", username, member=username,
                      detail=f"role {role}, tier {tier}")
     return get_user(user_id)
@@ -98,16 +103,12 @@ def authenticate(username: str, password: str) -> dict:
 
 
 def sign_in(username: str, password: str, address: str) -> dict:
-    """authenticate(), throttled per user name and client address; blocked
-    attempts are refused before any password hashing."""
+    """authenticate(), throttled per client address and per user name from
+    that address; a blocked client is refused before any password hashing."""
     db = get_db()
-    throttle.check(db, username, address)
-    try:
-        user = authenticate(username, password)
-    except AuthenticationFailed:
-        throttle.record_failure(db, username, address)
-        raise
-    throttle.clear(db, username)
+    attempt = throttle.begin(db, username, address)
+    user = authenticate(username, password)  # on failure the attempt stays counted
+    throttle.succeeded(db, attempt)
     return user
 
 
@@ -135,5 +136,5 @@ def ensure_admin(username: str, password: str = "") -> str | None:
     if db["users"].count_where("role = 'admin'"):
         return None
     generated = None if password else secrets.token_urlsafe(15)
-    create_user(username, password or generated, role="admin")
+    create_user(username, password or generated, role="admin", allow_reserved=True)
     return generated

@@ -2,9 +2,15 @@
 how it ended (ok, refused with the reason, or failed with the reason).
 
 Entries are plain text (names, not row ids), so they outlive the members
-and instances they speak of. Admins see all of them; members see the
-entries about themselves.
+and instances they speak of; each also carries the id of the member's
+account (ids are never reused), so a member's own history stays theirs and
+a later account that takes a deleted member's name sees none of it. Admins
+see every entry; members see the entries about themselves.
+
+Every field is bounded and stripped of control characters before it is
+stored, whatever the caller passes: input never reaches the log raw.
 """
+import re
 from contextlib import contextmanager
 
 from .errors import WarrenError, status_for
@@ -13,6 +19,21 @@ from .store import now
 WORKER = "warren"  # the actor of what the worker decides by itself (leases, repairs)
 FILTERS = ("actor", "member", "action", "result")
 PAGE = 200
+# The longest text kept per field; more is cut with a note of how much.
+LIMITS = {"actor": 64, "member": 64, "action": 64, "target": 300, "detail": 1000}
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def bounded(text: str | None, limit: int) -> str | None:
+    """Text as the audit log keeps it: no control characters, at most
+    `limit` characters (a cut says how many were left out)."""
+    if text is None:
+        return None
+    text = CONTROL.sub("?", str(text))
+    if len(text) <= limit:
+        return text
+    keep = limit - 40  # room for the note
+    return text[:keep] + f"… ({len(text) - keep} more characters)"
 
 
 def actor_name(user: dict | None) -> str:
@@ -22,9 +43,16 @@ def actor_name(user: dict | None) -> str:
 
 def record(db, actor: str, action: str, target: str, result: str = "ok", *,
            member: str | None = None, detail: str = "") -> None:
-    """Append one entry (inside the caller's transaction when there is one)."""
-    db["audit"].insert({"at": now(), "actor": actor, "member": member, "action": action,
-                        "target": target, "result": result, "detail": detail})
+    """Append one entry (inside the caller's transaction when there is one);
+    the member's account is looked up by name now, while it exists."""
+    entry = {key: bounded(value, LIMITS[key]) for key, value in
+             (("actor", actor), ("member", member), ("action", action), ("target", target),
+              ("detail", detail))}
+    account = None
+    if entry["member"] is not None:
+        found = db.execute("SELECT id FROM users WHERE username = ?", [entry["member"]]).fetchone()
+        account = found[0] if found else None
+    db["audit"].insert({"at": now(), **entry, "member_id": account, "result": result})
 
 
 def outcome(error: WarrenError) -> str:
@@ -51,10 +79,10 @@ def audited(db, actor: str, action: str, target: str, *, member: str | None = No
     record(db, actor, action, target, member=member, detail=note["detail"])
 
 
-def entries(db, filters: dict | None = None, member: str | None = None) -> list[dict]:
+def entries(db, filters: dict | None = None, member_id: int | None = None) -> list[dict]:
     """The newest entries first, narrowed by exact-match filters (see
-    FILTERS) and an optional 'since' date; `member` limits them to one
-    member's own (as actor or as the member concerned)."""
+    FILTERS) and an optional 'since' date; `member_id` limits them to the
+    entries about one member's account (never matched by name)."""
     clauses, values = [], []
     for key in FILTERS:
         value = (filters or {}).get(key)
@@ -65,9 +93,9 @@ def entries(db, filters: dict | None = None, member: str | None = None) -> list[
     if since:
         clauses.append("at >= ?")
         values.append(since)
-    if member is not None:
-        clauses.append("(member = ? OR actor = ?)")
-        values += [member, member]
+    if member_id is not None:
+        clauses.append("member_id = ?")
+        values.append(member_id)
     where = " AND ".join(clauses) or None
     return list(db["audit"].rows_where(where, values, order_by="id DESC", limit=PAGE))
 

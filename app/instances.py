@@ -10,42 +10,21 @@ import re
 from datetime import timedelta
 
 
-from . import addresses, audit, clock, jobs, lxd, quotas, sshkeys
+from . import addresses, audit, clock, jobs, lxd, quotas, sshkeys, statuses
 from .config import current_settings
 from .errors import BackendError, Conflict, NotFound, ValidationError
+from .names import fqdn_for, lxd_name, project_name
 from .profiles import current_profiles
-from .projects import member_of, project_name, usable_profiles
-from .store import get_db, now, transaction
+from .projects import installation, usable_profiles
+from .store import get_db, new_id, now, transaction
 
-NAME = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
-ACTIONS = ("start", "stop", "restart")
-# Statuses in which the worker still has work to do.
-BUSY = ("queued", "creating", "starting", "publishing", "deleting")
-# Statuses of requests that hold nothing: no quota, no address, no LXD instance.
-RELEASED = ("failed", "denied")
-
-
-def fqdn_for(name: str, username: str, zone: str) -> str:
-    """The instance's DNS name: <name>.<member>.<zone>."""
-    return f"{name}.{username}.{zone}"
-
-
-def lxd_name(instance: dict) -> str:
-    """The LXD instance name, unique on the whole host: <name>-<member>.
-
-    Unique across projects on purpose: LXD 5.0 allocates isolated id maps
-    skipping other containers by name alone, so two members' containers
-    with the same name would share a host id range."""
-    return f"{instance['name']}-{member_of(instance['project'])}"
+NAME = re.compile(r"[a-z]([a-z0-9-]{0,61}[a-z0-9])?")
 
 
 def _check_name(name: str, username: str, zone: str) -> list[str]:
-    if not NAME.match(name or ""):
+    if not NAME.fullmatch(name or ""):
         return ["Use lower-case letters, digits and hyphens (up to 63), starting with a letter "
                 "and not ending with a hyphen: it becomes a DNS name and the hostname."]
-    if len(name) + 1 + len(username) > 63:
-        return [f"Use at most {62 - len(username)} characters (with your user name it must "
-                "fit LXD's 63)."]
     if name[2:4] == "--":
         return ["Names with -- in third and fourth place are reserved for internationalised DNS names."]
     if len(fqdn_for(name, username, zone)) > 253:
@@ -114,16 +93,18 @@ def _request_instance(user, name, profile_name, image, keys_text, saved_key_ids)
             raise Conflict("No free addresses are left on Warren's network; ask an admin.")
         stamp = now()
         waits = profile.approval and user["role"] != "admin"
-        instance_id = db["instances"].insert({
+        instance_id = new_id(db, "instances")
+        db["instances"].insert({
+            "id": instance_id, "lxd_name": lxd_name(name, instance_id, installation()),
             "user_id": user["id"], "name": name, "project": project_name(user["username"]),
             "profile": profile.name, "image": image, "instance_type": profile.instance_type,
             "fqdn": fqdn_for(name, user["username"], settings.dns_zone), "ipv4": address,
             "ssh_keys": "\n".join(key.line for key in keys),
             "cpu": profile.limits.cpu, "memory": profile.limits.memory, "disk": profile.limits.disk,
             "processes": profile.limits.processes, "error": None,
-            "status": "awaiting-approval" if waits else "queued",
+            "status": statuses.AWAITING_APPROVAL if waits else statuses.QUEUED,
             "lease_expires_at": lease_end(profile), "created_at": stamp, "updated_at": stamp,
-        }).last_pk
+        })
         for key in keys:
             db.execute("INSERT OR IGNORE INTO ssh_keys (user_id, fingerprint, public_key, created_at) "
                        "VALUES (?, ?, ?, ?)", [user["id"], key.fingerprint, key.line, stamp])
@@ -132,11 +113,12 @@ def _request_instance(user, name, profile_name, image, keys_text, saved_key_ids)
         if waits:
             db["approvals"].insert({"user_id": user["id"], "kind": "instance",
                                     "instance_id": instance_id, "created_at": stamp})
-            record_event(db, instance_id, "awaiting-approval", f"The {profile.name} profile needs "
+            record_event(db, instance_id, statuses.AWAITING_APPROVAL, f"The {profile.name} profile needs "
                          "an admin's approval; the name, quota and address are held meanwhile.")
         else:
-            jobs.enqueue(db, instance_id, "provision")
-            record_event(db, instance_id, "queued", "Request accepted; waiting for the worker.")
+            jobs.enqueue(db, instance_id, "provision",
+                         member_limit=current_settings().member_job_limit)
+            record_event(db, instance_id, statuses.QUEUED, "Request accepted; waiting for the worker.")
     jobs.wake_worker(settings)
     return get_instance(user, instance_id)
 
@@ -194,7 +176,7 @@ def list_instances(user: dict) -> list[dict]:
     except BackendError:
         states = None
     for row in rows:
-        row["state"] = "unknown" if states is None else states.get(lxd_name(row), "-")
+        row["state"] = "unknown" if states is None else states.get(row["lxd_name"], "-")
     return rows
 
 
@@ -208,22 +190,33 @@ def request_action(user: dict, instance_id, action: str, actor: dict | None = No
     """Queue start, stop, restart or delete for one of the member's instances
     (on the member's behalf by `actor`, an admin, when given)."""
     instance = get_instance(user, instance_id)
-    if action not in ACTIONS + ("delete",):
+    if action not in jobs.POWER + ("delete",):
         raise NotFound("No such action.")
     with audit.audited(get_db(), (actor or user)["username"], f"instance.{action}", instance["fqdn"],
                        member=user["username"]):
         _queue_action(instance, action)
 
 
+def lease_blocks_start(instance: dict) -> bool:
+    """Whether the instance was stopped at its lease's end and may only run
+    again after a renewal."""
+    return bool(instance["lease_expires_at"]) and instance["lease_state"] == "expired"
+
+
 def _queue_action(instance: dict, action: str) -> None:
-    if action in ACTIONS and instance["status"] != "ready":
+    if action in jobs.POWER and instance["status"] != statuses.READY:
         raise Conflict(f"{instance['name']} is {instance['status']}; wait until it is ready.")
+    if action in ("start", "restart") and lease_blocks_start(instance):
+        raise Conflict(f"The lease of {instance['name']} has expired; renew it to start it again.")
     db = get_db()
     with transaction(db):
         if action == "delete":
-            if instance["status"] == "deleting":
+            if instance["status"] == statuses.DELETING:
                 return
-            db["instances"].update(instance["id"], {"status": "deleting", "updated_at": now()})
-            record_event(db, instance["id"], "deleting", "Deletion requested.")
-        jobs.enqueue(db, instance["id"], action)
+            db["instances"].update(instance["id"], {"status": statuses.DELETING, "updated_at": now()})
+            record_event(db, instance["id"], statuses.DELETING, "Deletion requested.")
+            jobs.cancel_power(db, instance["id"])
+            jobs.enqueue(db, instance["id"], action)  # always taken: it frees what the member holds
+        else:
+            jobs.enqueue(db, instance["id"], action, member_limit=current_settings().member_job_limit)
     jobs.wake_worker(current_settings())

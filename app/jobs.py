@@ -5,33 +5,79 @@ A job is claimed in a BEGIN IMMEDIATE transaction with a lease
 is claimed again. Jobs of one instance run one at a time, in order. The web
 process wakes the worker with a datagram on a unix socket, so a new job
 starts at once instead of at the next poll.
+
+Fair share: an instance has at most one power job waiting (a repeat merges
+into it, the last wish winning), a member may have at most
+WARREN_MEMBER_JOB_LIMIT jobs waiting, and the worker claims first for the
+member with the fewest jobs running, so one member's backlog never holds
+up another member's request by more than the job in hand per thread.
 """
 import os
 import socket
 from datetime import datetime, timedelta, timezone
 
+from .errors import Conflict, WarrenError
+from .statuses import sql_list
 from .store import now, transaction
 
 LEASE = timedelta(minutes=5)
+POWER = ("start", "stop", "restart")
+# Every job kind there is (the worker's handler for each is in provisioning.HANDLERS).
+KINDS = frozenset(("provision", "delete") + POWER)
 
 
-def enqueue(db, instance_id: int, kind: str) -> int:
-    """Add a job (inside the caller's transaction)."""
+def enqueue(db, instance_id: int, kind: str, member_limit: int | None = None) -> int:
+    """Add a job (inside the caller's transaction) and return its id.
+
+    A power job merges into one already waiting for the instance. With
+    member_limit (requests a member makes), Conflict when the member has
+    that many jobs waiting already."""
+    if kind not in KINDS:
+        raise WarrenError(f"unknown job kind {kind!r}")
+    if kind in POWER:
+        waiting = db.execute("SELECT id FROM jobs WHERE instance_id = ? AND state = 'pending' "
+                             f"AND kind IN {sql_list(POWER)}", [instance_id]).fetchone()
+        if waiting is not None:
+            db.execute("UPDATE jobs SET kind = ? WHERE id = ?", [kind, waiting[0]])
+            return waiting[0]
+    if member_limit is not None:
+        queued = waiting_for_member(db, instance_id)
+        if queued >= member_limit:
+            raise Conflict(f"You have {queued} actions waiting for the worker already (the limit "
+                           f"is {member_limit}); try again when they are done.")
     return db["jobs"].insert({"instance_id": instance_id, "kind": kind, "state": "pending",
                               "attempts": 0, "created_at": now()}).last_pk
 
 
+def waiting_for_member(db, instance_id: int) -> int:
+    """Jobs waiting (not yet running) for the member who owns this instance."""
+    return db.execute(
+        "SELECT count(*) FROM jobs j JOIN instances i ON i.id = j.instance_id "
+        "WHERE j.state = 'pending' AND i.user_id = (SELECT user_id FROM instances WHERE id = ?)",
+        [instance_id]).fetchone()[0]
+
+
+def cancel_power(db, instance_id: int) -> int:
+    """Drop the power jobs still waiting for an instance (it is being deleted)."""
+    return db.execute(f"DELETE FROM jobs WHERE instance_id = ? AND state = 'pending' "
+                      f"AND kind IN {sql_list(POWER)}", [instance_id]).rowcount
+
+
 def claim(db) -> dict | None:
-    """Take the oldest runnable job: pending, or running with a lapsed lease,
-    and no older unfinished job for the same instance."""
+    """Take the next runnable job: pending, or running with a lapsed lease,
+    with no older unfinished job for the same instance; among those, the
+    oldest of the member with the fewest jobs running now."""
     stamp = now()
     until = (datetime.now(timezone.utc) + LEASE).isoformat(timespec="seconds")
     with transaction(db):
         row = db.execute(
-            "SELECT j.id FROM jobs j WHERE (j.state = 'pending' OR (j.state = 'running' "
-            "AND j.claimed_until < ?)) AND NOT EXISTS (SELECT 1 FROM jobs o WHERE "
-            "o.instance_id = j.instance_id AND o.id < j.id AND o.state IN ('pending', 'running')) "
-            "ORDER BY j.id LIMIT 1", [stamp]).fetchone()
+            "SELECT j.id FROM jobs j LEFT JOIN instances i ON i.id = j.instance_id "
+            "WHERE (j.state = 'pending' OR (j.state = 'running' AND j.claimed_until < ?)) "
+            "AND NOT EXISTS (SELECT 1 FROM jobs o WHERE o.instance_id = j.instance_id "
+            "AND o.id < j.id AND o.state IN ('pending', 'running')) "
+            "ORDER BY (SELECT count(*) FROM jobs r JOIN instances ri ON ri.id = r.instance_id "
+            "WHERE r.state = 'running' AND r.claimed_until >= ? AND ri.user_id = i.user_id), j.id "
+            "LIMIT 1", [stamp, stamp]).fetchone()
         if row is None:
             return None
         db.execute("UPDATE jobs SET state = 'running', claimed_until = ?, claimed_by = ?, "

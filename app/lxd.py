@@ -235,6 +235,22 @@ def delete_instance(client: pylxd.Client, name: str, attempts: int = 20) -> bool
                 time.sleep(0.25)
 
 
+def rename_instance(client: pylxd.Client, name: str, new_name: str) -> None:
+    """Rename an instance; LXD renames only stopped ones, so a running one
+    is stopped (cleanly, forced after 30 s) and started again."""
+    with translated(f"renaming instance {name} to {new_name}"):
+        instance = client.instances.get(name)
+        running = instance.status == "Running"
+        if running:
+            try:
+                instance.stop(timeout=30, wait=True)
+            except lxd_exceptions.LXDAPIException:
+                instance.stop(force=True, wait=True)
+        instance.rename(new_name, wait=True)
+        if running:
+            client.instances.get(new_name).start(wait=True)
+
+
 def execute(instance, command: list[str]) -> tuple[int, str, str]:
     """Run a command inside an instance: (exit code, stdout, stderr)."""
     with translated(f"running {command[0]} in {instance.name}"):

@@ -15,8 +15,10 @@ from datetime import datetime, timedelta, timezone
 from . import accounts, audit, jobs, lxd, projects, quotas, sessions
 from .config import current_settings
 from .errors import BackendError, Conflict, NotFound, ValidationError, WarrenError
-from .instances import BUSY
+from .names import project_name
+from .passes import each_guarded
 from .profiles import current_profiles
+from .statuses import BUSY, DELETING, READY
 from .store import get_db, now, transaction
 
 log = logging.getLogger(__name__)
@@ -164,7 +166,7 @@ def disable(actor: dict, username: str) -> int:
             sessions.revoke_user_sessions(db, user["id"])
             # Instances still being built are stopped once they are up (jobs of
             # one instance run in order).
-            running = ("ready",) + tuple(status for status in BUSY if status != "deleting")
+            running = (READY,) + tuple(status for status in BUSY if status != DELETING)
             ready = [row["id"] for row in db["instances"].rows_where(
                 f"user_id = ? AND status IN ({', '.join('?' for _ in running)})",
                 [user["id"], *running])]
@@ -207,24 +209,27 @@ def delete_member(actor: dict, username: str, confirmation: str) -> int:
 
 def finish_deletions(db, settings) -> list[str]:
     """Remove the LXD project and the account of members being deleted
-    whose instances are all gone (run by the worker)."""
-    done = []
-    for user in list(db["users"].rows_where("deleting = 1")):
+    whose instances are all gone (run by the worker; each member in its own
+    guard)."""
+    def finish(user):
         if db["instances"].count_where("user_id = ?", [user["id"]]):
-            continue
+            return None
         try:
-            lxd.delete_project(settings.lxd_socket, projects.project_name(user["username"]))
+            lxd.delete_project(settings.lxd_socket, project_name(user["username"]))
         except WarrenError as error:
             audit.record(db, audit.WORKER, "account.deleted", user["username"], "failed",
                          member=user["username"], detail=str(error))
-            continue
-        projects.forget_applied(projects.project_name(user["username"]))
+            raise
+        projects.forget_applied(project_name(user["username"]))
         with transaction(db):
-            for table in ("ssh_keys", "approvals", "sessions"):
-                db.execute(f"DELETE FROM {table} WHERE user_id = ?", [user["id"]])
-            db.execute("DELETE FROM users WHERE id = ?", [user["id"]])
             audit.record(db, audit.WORKER, "account.deleted", user["username"],
                          member=user["username"], detail="instances, DNS names, LXD project "
                          "and account removed")
-        done.append(user["username"])
-    return done
+            for table in ("ssh_keys", "approvals", "sessions"):
+                db.execute(f"DELETE FROM {table} WHERE user_id = ?", [user["id"]])
+            db.execute("DELETE FROM users WHERE id = ?", [user["id"]])
+        return user["username"]
+
+    return [name for name in each_guarded(list(db["users"].rows_where("deleting = 1")),
+                                          lambda user: f"deleting member {user['username']}", finish)
+            if name]

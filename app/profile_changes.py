@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from . import audit, projects, quotas
 from .config import current_settings
 from .errors import Conflict, NotFound, WarrenError
-from .instances import RELEASED
+from .statuses import RELEASED
 from .profiles import Profile, parse_profile, profile_set
 from .store import get_db, now, transaction
 from .units import format_size

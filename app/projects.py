@@ -9,24 +9,15 @@ import hashlib
 import json
 import threading
 
-from . import accounts, lxd, quotas
+from . import accounts, lxd, names, quotas
+from .names import PROJECT_PREFIX, project_name
+from .passes import each_guarded
 from .profiles import current_profiles
 from .quotas import Quota
 
-PREFIX = "warren-"
 _applied: dict[str, str] = {}  # project -> digest of what was last applied
 _applied_lock = threading.Lock()
 _project_locks: dict[str, threading.Lock] = {}
-
-
-def project_name(username: str) -> str:
-    """The member's LXD project."""
-    return PREFIX + username
-
-
-def member_of(project: str) -> str:
-    """The member a project belongs to (the inverse of project_name)."""
-    return project.removeprefix(PREFIX)
 
 
 def installation() -> str:
@@ -37,7 +28,7 @@ def installation() -> str:
 
 def dns_owner(username: str) -> str:
     """The owner written in an instance's TXT marker: member@installation."""
-    return f"{username}@{installation()}"
+    return names.dns_owner(username, installation())
 
 
 def project_config(quota: Quota, network: str, installation_id: str, vms: bool = False) -> dict:
@@ -145,15 +136,13 @@ def sync_existing(settings, db, usernames: list[str]) -> list[str]:
 def sync_profiles(settings, db) -> list[str]:
     """Bring every member project in line with the profile files as they
     are now (e.g. after a git pull in profiles/); cheap when nothing changed,
-    since each project's applied state is remembered. Returns the projects
-    that changed."""
-    existing = set(lxd.project_names(lxd.connect(settings.lxd_socket), PREFIX, installation()))
+    since each project's applied state is remembered. Each project is synced
+    in its own guard. Returns the projects that changed."""
+    existing = set(lxd.project_names(lxd.connect(settings.lxd_socket), PROJECT_PREFIX, installation()))
     profiles = current_profiles()
-    changed = []
-    for user in list(db["users"].rows_where("deleting = 0")):
+
+    def sync(user):
         name = project_name(user["username"])
-        if name not in existing:
-            continue
         quota = quotas.quota_for(db, user)
         with _applied_lock:
             before = _applied.get(name)
@@ -162,18 +151,22 @@ def sync_profiles(settings, db) -> list[str]:
             after = _applied.get(name)
         if after != before:
             _sync_priorities(settings, db, user, quota, profiles)
-            changed.append(name)
-    return changed
+            return name
+        return None
+
+    users = [user for user in db["users"].rows_where("deleting = 0")
+             if project_name(user["username"]) in existing]
+    return [name for name in each_guarded(users, lambda user: f"the project of {user['username']}",
+                                          sync) if name]
 
 
 def _sync_priorities(settings, db, user: dict, quota, profiles: dict) -> None:
     """Give the member's instances the CPU priority their share now allows
     (LXD applies it live)."""
-    from .instances import lxd_name
     scoped = lxd.connect(settings.lxd_socket, project=project_name(user["username"]))
     for row in db["instances"].rows_where("user_id = ? AND status = 'ready' "
                                           "AND instance_type = 'container'", [user["id"]]):
         profile = profiles.get(row["profile"])
         if profile is not None:
-            lxd.set_config(scoped, lxd_name(row), "limits.cpu.priority",
+            lxd.set_config(scoped, row["lxd_name"], "limits.cpu.priority",
                            str(quotas.cpu_priority(quota, profile)))

@@ -9,23 +9,27 @@ record removed, address freed) so nothing is left half-created.
 import logging
 import os
 import signal
+from dataclasses import dataclass
+from typing import Callable
 
 import yaml
 
-from . import accounts, audit, dns, lxd, quotas
+from . import accounts, audit, dns, jobs, lxd, quotas, statuses
 from .config import current_settings
 from .errors import BackendUnavailable, Conflict, WarrenError
-from .instances import lxd_name, record_event
+from .instances import lease_blocks_start, record_event
+from .names import member_of
 from .profiles import current_profiles
-from .projects import dns_owner, ensure_member_project, installation, member_of
+from .projects import dns_owner, ensure_member_project, installation
+from .statuses import CREATING, DELETE_FAILED, FAILED, PUBLISHING, READY, STARTING
 from .store import get_db, now, transaction
 
 log = logging.getLogger(__name__)
 MESSAGES = {
-    "creating": "Creating the instance in LXD.",
-    "starting": "Starting it.",
-    "publishing": "Publishing its DNS name.",
-    "ready": "Ready.",
+    CREATING: "Creating the instance in LXD.",
+    STARTING: "Starting it.",
+    PUBLISHING: "Publishing its DNS name.",
+    READY: "Ready.",
 }
 
 
@@ -97,9 +101,9 @@ def _member_client(instance: dict):
 def _own_instance(client, instance: dict):
     """The LXD instance this row made, None if absent; Conflict if the name
     is held by something Warren did not create for this row."""
-    found = lxd.get_instance(client, lxd_name(instance))
+    found = lxd.get_instance(client, instance["lxd_name"])
     if found is not None and found.config.get("user.warren.id") != str(instance["id"]):
-        raise Conflict(f"an LXD instance named {lxd_name(instance)} already exists in "
+        raise Conflict(f"an LXD instance named {instance['lxd_name']} already exists in "
                        f"{instance['project']} and was not made by this request")
     return found
 
@@ -112,7 +116,7 @@ def provision(db, instance: dict) -> None:
     profile = profiles.get(instance["profile"])
     if profile is None:
         raise Conflict(f"the profile {instance['profile']} no longer exists")
-    _set_status(db, instance, "creating")
+    _set_status(db, instance, CREATING)
     checkpoint("committed")
     quota = quotas.quota_for(db, user)
     ensure_member_project(settings, user["username"], quota, profiles)
@@ -123,7 +127,7 @@ def provision(db, instance: dict) -> None:
     fresh = created is None
     if fresh:
         config, devices = instance_setup(instance, profile, image, quota, user["username"])
-        created = lxd.create_instance(client, lxd_name(instance), instance["image"], config=config,
+        created = lxd.create_instance(client, instance["lxd_name"], instance["image"], config=config,
                                       devices=devices, profiles=[profile.name],
                                       instance_type=instance["instance_type"],
                                       lock_path=f"{settings.data_dir}/lxd-create.lock")
@@ -132,22 +136,22 @@ def provision(db, instance: dict) -> None:
         # Before the start: pushing while LXD starts the container races in
         # LXD's file API (the forkfile connection is reset mid-transfer).
         lxd.push_file(created, "/root/.ssh/authorized_keys", "\n".join(keys) + "\n", 0o600)
-    _set_status(db, instance, "starting")
+    _set_status(db, instance, STARTING)
     if fresh:
         lxd.start_instance(created)  # known to be stopped: skip the state read
     else:
         lxd.set_power(created, "start")
     checkpoint("started")
-    _set_status(db, instance, "publishing")
+    _set_status(db, instance, PUBLISHING)
     checkpoint("before-dns")
     try:
         dns.publish_address(dns.zone_from_settings(settings), instance["fqdn"], instance["ipv4"],
                             dns_owner(user["username"]))
     except BackendUnavailable as error:
         # The instance is usable by address; reconcile publishes the name later.
-        _set_status(db, instance, "ready", f"Ready; DNS pending: {error}", dns_state="pending")
+        _set_status(db, instance, READY, f"Ready; DNS pending: {error}", dns_state="pending")
         return
-    _set_status(db, instance, "ready", dns_state="published")
+    _set_status(db, instance, READY, dns_state="published")
 
 
 def remove_everything(db, instance: dict, halfway=lambda: None) -> None:
@@ -166,7 +170,7 @@ def remove_everything(db, instance: dict, halfway=lambda: None) -> None:
     halfway()
     client = _member_client(instance)
     if _own_instance(client, instance) is not None:  # None too when the project is gone
-        lxd.delete_instance(client, lxd_name(instance))
+        lxd.delete_instance(client, instance["lxd_name"])
 
 
 def delete(db, instance: dict) -> None:
@@ -181,18 +185,21 @@ def delete(db, instance: dict) -> None:
 def power(db, instance: dict, action: str) -> None:
     """start, stop or restart a ready instance. A VM starts with its
     profile's current CPU count (never changed while it runs)."""
+    if action in ("start", "restart") and lease_blocks_start(instance):
+        raise Conflict(f"the lease of {instance['name']} has expired; it starts again only "
+                       "after a renewal")
     client = _member_client(instance)
     found = _own_instance(client, instance)
     if found is None:
-        raise Conflict(f"{lxd_name(instance)} is missing from LXD")
+        raise Conflict(f"{instance['lxd_name']} is missing from LXD")
     profile = current_profiles().get(instance["profile"])
     step = action
     if profile is not None and profile.is_vm and action in ("start", "restart"):
         if action == "restart":
             lxd.set_power(found, "stop")
-        found, step = lxd.get_instance(client, lxd_name(instance)), "start"
+        found, step = lxd.get_instance(client, instance["lxd_name"]), "start"
         if found.status == "Stopped" and \
-                lxd.set_config(client, lxd_name(instance), "limits.cpu", str(profile.limits.cpu)):
+                lxd.set_config(client, instance["lxd_name"], "limits.cpu", str(profile.limits.cpu)):
             with transaction(db):
                 record_event(db, instance["id"], action, f"CPUs set to {profile.limits.cpu} "
                              "from the profile.")
@@ -209,26 +216,65 @@ def fail(db, instance: dict, error: Exception) -> None:
     except WarrenError as cleanup_error:
         log.error("could not clean up after %s: %s", instance["fqdn"], cleanup_error)
         reason += f" (clean-up also failed: {cleanup_error})"
-    _set_status(db, instance, "failed", f"Failed: {reason}", error=reason, ipv4=None,
+    _set_status(db, instance, FAILED, f"Failed: {reason}", error=reason, ipv4=None,
                 dns_state="none")
+
+
+def _provision_job(db, instance: dict, _kind: str) -> None:
+    if instance["status"] in statuses.BUILDING:
+        provision(db, instance)
+
+
+def _delete_job(db, instance: dict, _kind: str) -> None:
+    delete(db, instance)
+
+
+def _power_job(db, instance: dict, kind: str) -> None:
+    power(db, instance, kind)
+
+
+def _provision_failed(db, instance: dict, _kind: str, error: WarrenError) -> None:
+    fail(db, instance, error)
+
+
+def _delete_failed(db, instance: dict, _kind: str, error: WarrenError) -> None:
+    # Still holds resources (counts against quota); the member can retry.
+    _set_status(db, instance, DELETE_FAILED, f"Deletion failed: {error}", error=str(error))
+
+
+def _power_failed(db, instance: dict, kind: str, error: WarrenError) -> None:
+    with transaction(db):
+        record_event(db, instance["id"], kind, f"{kind.capitalize()} failed: {error}")
+
+
+@dataclass(frozen=True)
+class Handler:
+    """What the worker does for a job kind, and what a failure leaves behind."""
+    run: Callable[[object, dict, str], None]
+    on_failure: Callable[[object, dict, str, WarrenError], None]
+
+
+# One line per job kind (jobs.KINDS); jobs.enqueue refuses any other kind.
+HANDLERS = {
+    "provision": Handler(_provision_job, _provision_failed),
+    "delete": Handler(_delete_job, _delete_failed),
+    **{kind: Handler(_power_job, _power_failed) for kind in jobs.POWER},
+}
 
 
 def run_job(job: dict) -> str | None:
     """Run one claimed job; returns the error text, or None on success."""
     db = get_db()
+    handler = HANDLERS.get(job["kind"])
+    if handler is None:
+        return f"unknown job kind {job['kind']!r}"
     rows = list(db["instances"].rows_where("id = ?", [job["instance_id"]]))
     if not rows:
         return None  # deleted meanwhile
     instance = rows[0]
     member = member_of(instance["project"])
     try:
-        if job["kind"] == "provision":
-            if instance["status"] in ("queued", "creating", "starting", "publishing"):
-                provision(db, instance)
-        elif job["kind"] == "delete":
-            delete(db, instance)
-        else:
-            power(db, instance, job["kind"])
+        handler.run(db, instance, job["kind"])
     except Exception as error:  # a bug too must not leave the request half-way
         if not isinstance(error, WarrenError):
             log.exception("job %s crashed", job["id"])
@@ -236,14 +282,7 @@ def run_job(job: dict) -> str | None:
         log.warning("job %s (%s %s) failed: %s", job["id"], job["kind"], instance["fqdn"], error)
         audit.record(db, audit.WORKER, f"instance.{job['kind']}", instance["fqdn"], "failed",
                      member=member, detail=str(error))
-        if job["kind"] == "provision":
-            fail(db, instance, error)
-        elif job["kind"] == "delete":
-            # Still holds resources (counts against quota); the member can retry.
-            _set_status(db, instance, "delete-failed", f"Deletion failed: {error}", error=str(error))
-        else:
-            with transaction(db):
-                record_event(db, instance["id"], job["kind"], f"{job['kind'].capitalize()} failed: {error}")
+        handler.on_failure(db, instance, job["kind"], error)
         return str(error)
     audit.record(db, audit.WORKER, f"instance.{job['kind']}", instance["fqdn"], member=member,
                  detail=instance.get("status", ""))

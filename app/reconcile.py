@@ -1,18 +1,24 @@
 """Reconcile: compare the store, LXD and DNS, and repair what drifted.
 
 Run by the worker at start and every WARREN_RECONCILE_SECONDS. It repairs
-LXD instances made by Warren that no row wants (deleted), ready rows whose
-instance vanished (provisioned again), missing or stale DNS records
-(published), Warren's DNS names no row wants (removed), removals owed from
-when the DNS server was down, and addresses held by failed rows (freed).
-Running it twice in a row changes nothing the second time.
+LXD instances made by Warren that no row wants (deleted), instances found
+under another name than their row's (renamed: the upgrade to host-unique
+names), ready rows whose instance vanished (provisioned again), missing or
+stale DNS records (published), Warren's DNS names no row wants (removed),
+removals owed from when the DNS server was down, and addresses held by
+failed rows (freed). Each instance and each name is repaired in its own
+guard, so one that cannot be repaired never stops the others. Running it
+twice in a row changes nothing the second time.
 """
 import logging
 
 from . import audit, dns, jobs, lxd
 from .errors import BackendUnavailable, Conflict
-from .instances import BUSY, RELEASED, lxd_name, record_event
-from .projects import PREFIX, dns_owner, installation, member_of
+from .instances import record_event
+from .names import PROJECT_PREFIX, member_of
+from .passes import each_guarded
+from .projects import dns_owner, installation
+from .statuses import BUSY, QUEUED, READY, RELEASED, sql_list
 from .store import now, transaction
 
 log = logging.getLogger(__name__)
@@ -38,7 +44,7 @@ def reconcile(db, settings) -> list[str]:
 
 
 def _free_leaked_addresses(db, actions):
-    cursor = db.execute("UPDATE instances SET ipv4 = NULL WHERE status IN ('failed', 'denied') "
+    cursor = db.execute(f"UPDATE instances SET ipv4 = NULL WHERE status IN {sql_list(RELEASED)} "
                         "AND ipv4 IS NOT NULL")
     if cursor.rowcount:
         actions.append(f"freed {cursor.rowcount} address(es) held by failed requests")
@@ -48,58 +54,94 @@ def _rows(db) -> dict[int, dict]:
     return {row["id"]: row for row in db["instances"].rows}
 
 
-def _reconcile_lxd(db, settings, actions):
+def _present(settings) -> dict[tuple[str, str], int]:
+    """(project, LXD name) -> warren id of every instance this Warren made."""
     client = lxd.connect(settings.lxd_socket)
-    present = {}  # (project, lxd name) -> warren id, of this installation only
-    for project in lxd.project_names(client, PREFIX, installation()):
+    present = {}
+    for project in lxd.project_names(client, PROJECT_PREFIX, installation()):
         scoped = lxd.connect(settings.lxd_socket, project=project)
         for name, config in lxd.instance_configs(scoped).items():
             if "user.warren.id" in config and config.get("user.warren.installation") == installation():
                 present[(project, name)] = int(config["user.warren.id"])
+    return present
+
+
+def _reconcile_lxd(db, settings, actions):
+    present = _present(settings)
     rows = _rows(db)  # read after LXD: a row always exists before its instance
-    for (project, name), warren_id in present.items():
+
+    def repair(item):
+        (project, name), warren_id = item
         row = rows.get(warren_id)
-        if row is None or row["status"] in RELEASED or (row["project"], lxd_name(row)) != (project, name):
-            if lxd.delete_instance(lxd.connect(settings.lxd_socket, project=project), name):
+        scoped = lxd.connect(settings.lxd_socket, project=project)
+        if row is not None and row["status"] not in RELEASED and row["project"] == project \
+                and row["lxd_name"] != name:
+            if (project, row["lxd_name"]) in present:
+                return  # a second copy: the one under the row's name is the instance
+            lxd.rename_instance(scoped, name, row["lxd_name"])
+            actions.append(f"renamed instance {name} to {row['lxd_name']} in {project}")
+            present[(project, row["lxd_name"])] = warren_id
+        elif row is None or row["status"] in RELEASED or row["project"] != project:
+            if lxd.delete_instance(scoped, name):
                 actions.append(f"deleted orphan instance {name} in {project}")
-    for row in rows.values():
-        if row["status"] == "ready" and (row["project"], lxd_name(row)) not in present:
-            with transaction(db):
-                db["instances"].update(row["id"], {"status": "queued", "updated_at": now()})
-                record_event(db, row["id"], "queued", "The instance was missing from LXD; "
-                             "building it again.")
-                jobs.enqueue(db, row["id"], "provision")
-            actions.append(f"re-queued {row['fqdn']}: missing from LXD")
+
+    each_guarded(list(present.items()), lambda item: f"LXD instance {item[0][1]} in {item[0][0]}",
+                 repair)
+
+    def rebuild(row):
+        with transaction(db):
+            db["instances"].update(row["id"], {"status": QUEUED, "updated_at": now()})
+            record_event(db, row["id"], QUEUED, "The instance was missing from LXD; "
+                         "building it again.")
+            jobs.enqueue(db, row["id"], "provision")
+        actions.append(f"re-queued {row['fqdn']}: missing from LXD")
+
+    missing = [row for row in rows.values()
+               if row["status"] == READY and (row["project"], row["lxd_name"]) not in present]
+    each_guarded(missing, lambda row: f"re-queueing {row['fqdn']}", rebuild)
 
 
 def _reconcile_dns(db, settings, actions):
     zone = dns.zone_from_settings(settings)
-    for fqdn, owner in db.execute("SELECT fqdn, owner FROM dns_removals").fetchall():
+
+    def remove_owed(item):
+        fqdn, owner = item
         try:
             dns.remove_name(zone, fqdn, owner)
             actions.append(f"removed DNS name {fqdn} (owed)")
         except Conflict:
             pass
         db.execute("DELETE FROM dns_removals WHERE fqdn = ?", [fqdn])
+
+    each_guarded(db.execute("SELECT fqdn, owner FROM dns_removals").fetchall(),
+                 lambda item: f"owed removal of {item[0]}", remove_owed)
     mine = "@" + installation()
     owned = {fqdn: owner for fqdn, owner in dns.owned_names(zone).items() if owner.endswith(mine)}
     rows = _rows(db)  # read after the zone: names of requests in flight are theirs
     in_flight = {row["fqdn"] for row in rows.values() if row["status"] in BUSY}
-    desired = {row["fqdn"]: row for row in rows.values() if row["status"] == "ready"}
-    for fqdn, row in desired.items():
-        owner = dns_owner(member_of(row["project"]))
+    desired = {row["fqdn"]: row for row in rows.values() if row["status"] == READY}
+
+    def publish(row):
+        fqdn, owner = row["fqdn"], dns_owner(member_of(row["project"]))
         if owned.get(fqdn) == owner and dns.lookup(zone, fqdn) == [row["ipv4"]] \
                 and row["dns_state"] == "published":
-            continue
+            return
         try:
             dns.publish_address(zone, fqdn, row["ipv4"], owner)
         except Conflict as error:
             actions.append(f"cannot publish {fqdn}: {error}")
-            continue
+            return
         db["instances"].update(row["id"], {"dns_state": "published", "updated_at": now()})
         record_event(db, row["id"], "dns", "DNS name published.")
         actions.append(f"published {fqdn}")
-    for fqdn, owner in owned.items():
-        if fqdn not in desired and fqdn not in in_flight:
-            dns.remove_name(zone, fqdn, owner)
-            actions.append(f"removed stale DNS name {fqdn}")
+
+    each_guarded(list(desired.values()), lambda row: f"publishing {row['fqdn']}", publish)
+
+    def remove_stale(item):
+        fqdn, owner = item
+        dns.remove_name(zone, fqdn, owner)
+        actions.append(f"removed stale DNS name {fqdn}")
+
+    stale = [(fqdn, owner) for fqdn, owner in owned.items()
+             if fqdn not in desired and fqdn not in in_flight]
+    each_guarded(stale, lambda item: f"removing stale DNS name {item[0]}", remove_stale)

@@ -1,183 +1,49 @@
 """The only module that opens Warren's SQLite database (via sqlite-utils).
 
-The schema is versioned: MIGRATIONS[n] takes the database from version n to
-n+1 (PRAGMA user_version) and is applied at start inside one transaction, so
-a crash mid-upgrade leaves the old version intact.
+The schema is versioned: app/migrations/NNNN_*.sql takes the database from
+version NNNN-1 to NNNN (PRAGMA user_version). Pending migrations are applied
+at start, one statement at a time, inside one transaction, so a crash
+mid-upgrade leaves the old version intact.
 """
 import os
 import sqlite3
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from pathlib import Path
 
 import sqlite_utils
 from flask import current_app, g
 
 from .errors import WarrenError
 
-MIGRATIONS = (
-    # 1: accounts and server-side sessions
-    """
-    CREATE TABLE users (
-        id INTEGER PRIMARY KEY,
-        username TEXT NOT NULL UNIQUE,
-        password_hash TEXT NOT NULL,
-        role TEXT NOT NULL CHECK (role IN ('member', 'admin')),
-        disabled INTEGER NOT NULL DEFAULT 0,
-        created_at TEXT NOT NULL,
-        password_changed_at TEXT NOT NULL
-    );
-    CREATE TABLE sessions (
-        id_hash TEXT PRIMARY KEY,
-        user_id INTEGER REFERENCES users(id) ON DELETE CASCADE,
-        data TEXT NOT NULL,
-        created_at TEXT NOT NULL,
-        expires_at TEXT NOT NULL
-    );
-    CREATE INDEX sessions_user ON sessions(user_id);
-    CREATE INDEX sessions_expiry ON sessions(expires_at);
-    """,
-    # 2: instances, the member's SSH keys, provisioning jobs and their events
-    """
-    ALTER TABLE users ADD COLUMN tier TEXT NOT NULL DEFAULT 'full';
-    CREATE TABLE ssh_keys (
-        id INTEGER PRIMARY KEY,
-        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-        fingerprint TEXT NOT NULL,
-        public_key TEXT NOT NULL,
-        created_at TEXT NOT NULL,
-        UNIQUE (user_id, fingerprint)
-    );
-    CREATE TABLE instances (
-        id INTEGER PRIMARY KEY,
-        user_id INTEGER NOT NULL REFERENCES users(id),
-        name TEXT NOT NULL,
-        project TEXT NOT NULL,
-        profile TEXT NOT NULL,
-        image TEXT NOT NULL,
-        instance_type TEXT NOT NULL,
-        fqdn TEXT NOT NULL UNIQUE,
-        ipv4 TEXT UNIQUE,
-        ssh_keys TEXT NOT NULL,
-        cpu INTEGER NOT NULL,
-        memory INTEGER NOT NULL,
-        disk INTEGER NOT NULL,
-        processes INTEGER NOT NULL,
-        status TEXT NOT NULL,
-        error TEXT,
-        lease_expires_at TEXT,
-        created_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL,
-        UNIQUE (user_id, name)
-    );
-    CREATE TABLE jobs (
-        id INTEGER PRIMARY KEY,
-        instance_id INTEGER NOT NULL REFERENCES instances(id),
-        kind TEXT NOT NULL,
-        state TEXT NOT NULL DEFAULT 'pending',
-        attempts INTEGER NOT NULL DEFAULT 0,
-        claimed_until TEXT,
-        error TEXT,
-        created_at TEXT NOT NULL,
-        finished_at TEXT
-    );
-    CREATE INDEX jobs_open ON jobs(state, id);
-    CREATE TABLE events (
-        id INTEGER PRIMARY KEY,
-        instance_id INTEGER NOT NULL REFERENCES instances(id),
-        at TEXT NOT NULL,
-        step TEXT NOT NULL,
-        message TEXT NOT NULL
-    );
-    CREATE INDEX events_instance ON events(instance_id, id);
-    """,
-    # 3: per-member quota overrides on top of the tier (JSON object)
-    """
-    ALTER TABLE users ADD COLUMN quota_overrides TEXT NOT NULL DEFAULT '{}';
-    """,
-    # 4: failed sign-ins, shared by every gunicorn worker
-    """
-    CREATE TABLE login_failures (
-        key TEXT NOT NULL,
-        at TEXT NOT NULL
-    );
-    CREATE INDEX login_failures_key ON login_failures(key, at);
-    """,
-    # 5: share tiers, editable by admins; seeded with a co-op's full and half share
-    """
-    CREATE TABLE tiers (
-        name TEXT PRIMARY KEY,
-        quota TEXT NOT NULL
-    );
-    INSERT INTO tiers VALUES ('full', '{"instances": 4, "cpu": 6, "memory": 6442450944,
-        "disk": 42949672960, "processes": 6000, "nesting": true, "cpu_priority": 10}');
-    INSERT INTO tiers VALUES ('half', '{"instances": 2, "cpu": 3, "memory": 3221225472,
-        "disk": 21474836480, "processes": 3000, "nesting": false, "cpu_priority": 5}');
-    """,
-    # 6: DNS state per instance, and removals still owed to the DNS server
-    """
-    ALTER TABLE instances ADD COLUMN dns_state TEXT NOT NULL DEFAULT 'pending';
-    CREATE TABLE dns_removals (
-        fqdn TEXT PRIMARY KEY,
-        owner TEXT NOT NULL,
-        created_at TEXT NOT NULL
-    );
-    """,
-    # 7: this installation's identity, stamped on everything it makes in LXD
-    # and DNS, so it never takes another Warren's objects on the same host for its own
-    """
-    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-    INSERT INTO meta VALUES ('installation', lower(hex(randomblob(6))));
-    """,
-    # 8: lease bookkeeping (warned, expired) and renewals used
-    """
-    ALTER TABLE instances ADD COLUMN lease_state TEXT NOT NULL DEFAULT 'active';
-    ALTER TABLE instances ADD COLUMN lease_renewals INTEGER NOT NULL DEFAULT 0;
-    """,
-    # 9: which worker (host:pid) holds a job, so a dead one's jobs are released at once
-    """
-    ALTER TABLE jobs ADD COLUMN claimed_by TEXT;
-    """,
-    # 10: the admin console: audit log, approval queue, invitations, member deletion
-    """
-    CREATE TABLE audit (
-        id INTEGER PRIMARY KEY,
-        at TEXT NOT NULL,
-        actor TEXT NOT NULL,
-        member TEXT,
-        action TEXT NOT NULL,
-        target TEXT NOT NULL,
-        result TEXT NOT NULL,
-        detail TEXT NOT NULL DEFAULT ''
-    );
-    CREATE INDEX audit_member ON audit(member, id);
-    CREATE INDEX audit_action ON audit(action, id);
-    CREATE TABLE approvals (
-        id INTEGER PRIMARY KEY,
-        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-        kind TEXT NOT NULL CHECK (kind IN ('instance', 'quota')),
-        instance_id INTEGER REFERENCES instances(id) ON DELETE CASCADE,
-        wanted TEXT NOT NULL DEFAULT '{}',
-        reason TEXT NOT NULL DEFAULT '',
-        state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'approved', 'denied')),
-        decided_by TEXT,
-        decision TEXT,
-        created_at TEXT NOT NULL,
-        decided_at TEXT
-    );
-    CREATE INDEX approvals_state ON approvals(state, id);
-    CREATE TABLE invites (
-        token_hash TEXT PRIMARY KEY,
-        role TEXT NOT NULL,
-        tier TEXT NOT NULL,
-        created_by TEXT NOT NULL,
-        created_at TEXT NOT NULL,
-        expires_at TEXT NOT NULL,
-        used_by TEXT,
-        used_at TEXT
-    );
-    ALTER TABLE users ADD COLUMN deleting INTEGER NOT NULL DEFAULT 0;
-    """,
-)
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def migrations() -> list[Path]:
+    """The migration files in order: NNNN_name.sql takes the schema from
+    version NNNN-1 to NNNN."""
+    files = sorted(MIGRATIONS_DIR.glob("[0-9][0-9][0-9][0-9]_*.sql"))
+    for number, path in enumerate(files, start=1):
+        if int(path.name[:4]) != number:
+            raise StoreError(f"migration {path.name} is out of sequence (expected {number:04d}_...)")
+    return files
+
+
+def statements(sql: str) -> list[str]:
+    """The complete SQL statements of a script, in order. SQLite itself says
+    where each one ends, so a ';' inside a string, a comment or a trigger
+    body does not split it."""
+    found, pending = [], ""
+    for line in sql.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            if pending.strip():
+                found.append(pending.strip())
+            pending = ""
+    if pending.strip() and not all(part.strip().startswith("--") or not part.strip()
+                                   for part in pending.splitlines()):
+        raise StoreError(f"incomplete SQL statement at the end: {pending.strip()[:80]}")
+    return found
 
 
 class StoreError(WarrenError):
@@ -224,17 +90,29 @@ def schema_version(db: sqlite_utils.Database) -> int:
 
 def migrate(db: sqlite_utils.Database) -> int:
     """Apply every pending migration; return the resulting version."""
+    files = migrations()
     with transaction(db):
         version = schema_version(db)
-        if version > len(MIGRATIONS):
+        if version > len(files):
             raise StoreError(f"database schema version {version} is newer than this Warren "
-                             f"({len(MIGRATIONS)}); upgrade Warren")
-        for number in range(version, len(MIGRATIONS)):
-            for statement in MIGRATIONS[number].split(";"):
-                if statement.strip():
-                    db.execute(statement)
+                             f"({len(files)}); upgrade Warren")
+        for number in range(version, len(files)):
+            for statement in statements(files[number].read_text()):
+                db.execute(statement)
             db.execute(f"PRAGMA user_version = {number + 1}")
     return schema_version(db)
+
+
+def new_id(db: sqlite_utils.Database, table: str) -> int:
+    """An id for a new row of `table` that was never used before, even by a
+    deleted row (inside the caller's transaction)."""
+    key = f"next_id.{table}"
+    value = db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+    highest = db.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()[0]
+    given = max(int(value[0]) if value else 1, highest + 1)
+    db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE "
+               "SET value = excluded.value", [key, str(given + 1)])
+    return given
 
 
 @contextmanager

@@ -7,8 +7,7 @@ from dataclasses import dataclass, field
 from . import lxd, quotas
 from .config import current_settings
 from .errors import BackendError, NotFound
-from .instances import lxd_name
-from .projects import project_name
+from .names import project_name
 from .store import get_db
 
 
@@ -44,10 +43,10 @@ def member_usage(user: dict) -> MemberUsage:
     except BackendError as error:
         live, cpu, result.error = {}, {}, str(error)
     for row in rows:
-        state = live.get(lxd_name(row), {})
+        state = live.get(row["lxd_name"], {})
         entry = {"name": row["name"], "fqdn": row["fqdn"], "profile": row["profile"],
                  "status": row["status"], "state": state.get("status", "-"),
-                 "cpu_seconds": cpu.get(lxd_name(row), 0.0), "memory": state.get("memory", 0),
+                 "cpu_seconds": cpu.get(row["lxd_name"], 0.0), "memory": state.get("memory", 0),
                  "memory_limit": row["memory"], "disk": state.get("disk", 0),
                  "disk_limit": row["disk"]}
         result.instances.append(entry)

@@ -6,11 +6,44 @@ import os
 import socket
 import threading
 
-from . import jobs, leases, members, profile_changes, projects, provisioning, reconcile, sessions
+from . import (jobs, leases, members, profile_changes, projects, provisioning,
+               reconcile, retention, sessions)
 from .profiles import current_profiles
 from .store import get_db
 
 log = logging.getLogger(__name__)
+
+
+def _lines(count: int, text: str) -> list[str]:
+    return [f"{count} {text}"] if count else []
+
+
+# The periodic passes, in order; each is (db, settings) -> lines of what it
+# did, and runs in its own guard (one failing never stops the next), and
+# each runs its items in their own guards too (app/passes.py).
+PASSES = (
+    ("release dead workers' jobs", lambda db, _settings: _lines(jobs.release_dead(db), "job(s) released")),
+    ("purge expired sessions", lambda db, _settings: _lines(sessions.purge_expired(db), "session(s) purged")),
+    ("reconcile", reconcile.reconcile),
+    ("leases", lambda db, _settings: leases.check(db)),
+    # Profile files edited on disk: rows count the new limits, projects get them.
+    ("profile limits on rows", lambda db, _settings: _lines(
+        profile_changes.align_rows(db, current_profiles()), "row(s) given their profile's limits")),
+    ("profile sync", lambda db, settings: projects.sync_profiles(settings, db)),
+    ("member deletions", members.finish_deletions),
+    ("retention", retention.prune),
+)
+
+
+def run_passes(db, settings) -> dict[str, list[str]]:
+    """Run every periodic pass once, each in its own guard; what each did."""
+    done = {}
+    for name, run in PASSES:
+        try:
+            done[name] = run(db, settings) or []
+        except Exception:  # never let one pass stop the others or the worker
+            log.exception("the %s pass failed", name)
+    return done
 
 
 class Worker:
@@ -75,23 +108,14 @@ class Worker:
                 self._wake.notify_all()
 
     def _reconcile(self) -> None:
-        """At start, then periodically: repair drift between store, LXD and DNS,
-        and act on leases that came due."""
+        """At start, then periodically: the periodic passes (repairs, leases,
+        profile sync, deletions, retention)."""
         with self.app.app_context():
             db = get_db()
             while not self._stop.is_set():
-                try:
-                    jobs.release_dead(db)
-                    sessions.purge_expired(db)
-                    reconcile.reconcile(db, self.settings)
-                    if leases.check(db):
-                        jobs.wake_worker(self.settings)
-                    # Profile files edited on disk: rows count the new limits, projects get them.
-                    profile_changes.align_rows(db, current_profiles())
-                    projects.sync_profiles(self.settings, db)
-                    members.finish_deletions(db, self.settings)
-                except Exception:  # never let a repair pass take the worker down
-                    log.exception("reconcile pass failed")
+                done = run_passes(db, self.settings)
+                if any(done.values()):  # a pass may have queued jobs
+                    jobs.wake_worker(self.settings)
                 self._stop.wait(self.settings.reconcile_seconds)
 
     def _run(self) -> None:

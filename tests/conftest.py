@@ -117,9 +117,9 @@ def auth(client):
 @pytest.fixture
 def admin(app, make_user):
     """A signed-in admin web client."""
-    make_user("root", role="admin")
+    make_user("boss", role="admin")
     client = app.test_client()
-    Auth(client).login("root")
+    Auth(client).login("boss")
     return client
 
 
@@ -182,7 +182,7 @@ def worker(app):
 def members(app, settings, unique_name):
     """Logged-in web clients for fresh members; their LXD projects and DNS
     names are removed afterwards."""
-    from app import accounts, projects
+    from app import accounts, names, projects
     made = []
 
     def make(tier="full"):
@@ -204,7 +204,7 @@ def members(app, settings, unique_name):
         fqdns = [(row["fqdn"], row["project"]) for row in get_db()["instances"].rows]
     zone = dns.zone_from_settings(settings)
     with app.app_context():
-        owners = {fqdn: projects.dns_owner(projects.member_of(project))
+        owners = {fqdn: projects.dns_owner(names.member_of(project))
                   for fqdn, project in fqdns}
     for fqdn, owner in owners.items():
         try:
@@ -213,5 +213,5 @@ def members(app, settings, unique_name):
             pass
     for username in made:
         # The app's own LXD: the VM tests point it at the VM test daemon.
-        lxd.delete_project(app.config["WARREN"].lxd_socket, projects.project_name(username))
-        projects.forget_applied(projects.project_name(username))
+        lxd.delete_project(app.config["WARREN"].lxd_socket, names.project_name(username))
+        projects.forget_applied(names.project_name(username))

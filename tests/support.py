@@ -8,7 +8,7 @@ import time
 import pytest
 
 from app import lxd
-from app.projects import project_name
+from app.names import project_name
 
 CSRF = re.compile(r'<input[^>]*name="csrf_token"[^>]*value="([^"]+)"')
 PASSWORD = "correct horse battery"

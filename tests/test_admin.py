@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from app import lxd
-from app.projects import project_name
+from app.names import project_name
 from app.store import get_db
 from conftest import PASSWORD, REPO, Auth, make_app, post_form
 from support import wait_until, dig_status, launch, member_instance, request_instance, run_in, wait_done
@@ -71,7 +71,7 @@ def test_profile_edit_reaches_every_member_project_and_running_instances(app, se
     with app.app_context():
         assert {row["memory"] for row in get_db()["instances"].rows} == {640 * 1024 ** 2}
     entry = audit_rows(app, action="profile.edit")[-1]
-    assert (entry["actor"], entry["target"], entry["result"]) == ("root", "small", "ok")
+    assert (entry["actor"], entry["target"], entry["result"]) == ("boss", "small", "ok")
     assert "config limits.memory: 512MiB -> 640MiB" in entry["detail"]
 
 
@@ -118,7 +118,7 @@ def test_profiles_are_created_validated_and_deleted_only_when_unused(app, settin
     assert not (Path(app.config["WARREN"].profiles_dir) / "tiny.yaml").exists()
     assert not scoped.profiles.exists("tiny")
     results = [(row["action"], row["target"], row["result"]) for row in
-               audit_rows(app, actor="root") if row["action"].startswith("profile.")]
+               audit_rows(app, actor="boss") if row["action"].startswith("profile.")]
     # Reviews change nothing and are not recorded; saves and deletes are.
     assert results == [("profile.create", "tiny", "ok"), ("profile.delete", "small", "refused"),
                        ("profile.delete", "tiny", "ok")]
@@ -181,8 +181,8 @@ def test_a_denied_request_creates_nothing_and_the_member_sees_why(app, settings,
         assert quotas.usage(get_db(), user_id)["instances"] == 0  # holds no quota
     results = [(row["actor"], row["action"], row["result"]) for row in audit_rows(app)
                if row["action"] in ("instance.request", "instance.deny")]
-    assert results == [(alice.username, "instance.request", "ok"), ("root", "instance.deny", "refused"),
-                       ("root", "instance.deny", "ok")]
+    assert results == [(alice.username, "instance.request", "ok"), ("boss", "instance.deny", "refused"),
+                       ("boss", "instance.deny", "ok")]
 
 
 def test_an_approved_request_is_built(app, settings, worker, members, admin):
@@ -239,13 +239,13 @@ def test_disabling_a_member_stops_their_instances_and_signs_them_out(app, settin
     post_form(admin, page, {}, url=f"{page}/enable", expect=303)
     assert Auth(app.test_client()).login(alice.username).status_code == 302
     assert member_instance(settings, alice).status == "Stopped"  # stays stopped until started
-    self_disable = post_form(admin, "/admin/users/root", {}, url="/admin/users/root/disable")
+    self_disable = post_form(admin, "/admin/users/boss", {}, url="/admin/users/boss/disable")
     assert self_disable.status_code == 409
-    results = [(row["action"], row["target"], row["result"]) for row in audit_rows(app, actor="root")
+    results = [(row["action"], row["target"], row["result"]) for row in audit_rows(app, actor="boss")
                if row["action"].startswith("account.")]
     assert results == [("account.disable", alice.username, "ok"),
                        ("account.enable", alice.username, "ok"),
-                       ("account.disable", "root", "refused")]
+                       ("account.disable", "boss", "refused")]
     wait_until(lambda: audit_rows(app, action="instance.stop", actor="warren", result="ok"),
                message="the worker's stop recorded")
 
@@ -301,8 +301,8 @@ def test_admins_create_members_and_invite_with_a_one_time_link(app, admin):
     assert (dave["role"], dave["tier"]) == ("member", "half")
     actions = [(row["actor"], row["action"], row["result"]) for row in audit_rows(app)
                if row["action"].startswith("account.") and row["actor"] != "cli"]
-    assert actions == [("root", "account.create", "refused"), ("root", "account.create", "ok"),
-                       ("root", "account.invite", "ok"), ("dave", "account.create", "ok"),
+    assert actions == [("boss", "account.create", "refused"), ("boss", "account.create", "ok"),
+                       ("boss", "account.invite", "ok"), ("dave", "account.create", "ok"),
                        ("dave", "account.accept-invite", "ok")]
 
 
@@ -345,13 +345,13 @@ def test_usage_comes_from_lxd_state_and_metrics(app, settings, worker, members, 
     run_in(instance, "sh", "-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done")
     scoped = lxd.connect(settings.lxd_socket, project=project_name(alice.username))
     seconds = lxd.cpu_seconds(scoped)
-    assert set(seconds) == {f"web-{alice.username}"}  # the project's instances only
-    assert seconds[f"web-{alice.username}"] > 0.1
+    assert set(seconds) == {instance.name}  # the project's instances only
+    assert seconds[instance.name] > 0.1
     with app.app_context():
         from app import accounts, usage
         report = usage.member_usage(accounts.find_user(alice.username))
     assert report.running == 1 and report.memory > 0 and report.disk > 0
-    assert report.cpu_seconds >= seconds[f"web-{alice.username}"]
+    assert report.cpu_seconds >= seconds[instance.name]
     page = admin.get("/admin/usage").get_data(as_text=True)
     assert alice.username in page and bob.username in page and "CPU threads" in page
     assert "Live, as LXD sees it" in alice.get("/usage").get_data(as_text=True)

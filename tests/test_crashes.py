@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 
 from app import dns as warren_dns, lxd
-from app.projects import project_name
+from app.names import project_name
 from live import LiveWarren
 
 ROUNDS = int(os.environ.get("CRASH_ROUNDS", "20"))  # a smaller number only when iterating

@@ -7,7 +7,6 @@ import time
 import pytest
 
 from app import lxd
-from app.projects import project_name
 from conftest import make_app
 from support import launch, member_instance, run_in
 

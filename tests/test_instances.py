@@ -1,13 +1,11 @@
 """Members request instances through the web form; the worker builds them in
 the real LXD and publishes them on the real named."""
 import json
-import subprocess
 import time
 
-import pytest
 
 from app import addresses, dns as warren_dns, lxd, quotas
-from app.projects import project_name
+from app.names import project_name
 from app.store import get_db
 from support import KEY, dig_status, launch, member_instance, post_action, request_instance, \
     run_in, wait_done, wait_gone

@@ -5,7 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from app import lxd
-from app.projects import project_name
+from app.names import project_name
 from live import LiveWarren
 
 REQUESTS = 50

@@ -9,9 +9,10 @@ import time
 import pytest
 
 from app import dns as warren_dns, lxd, reconcile
-from app.projects import dns_owner, project_name
+from app.names import project_name
+from app.projects import dns_owner
 from app.store import get_db
-from support import launch, member_instance, post_action, request_instance, wait_done, \
+from support import launch, lxd_name_of, member_instance, post_action, request_instance, wait_done, \
     wait_gone
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -74,7 +75,7 @@ def test_an_instance_that_vanished_from_lxd_is_built_again(app, settings, dig, w
     alice = members()
     location, progress = launch(alice)
     scoped = lxd.connect(settings.lxd_socket, project=project_name(alice.username))
-    lxd.delete_instance(scoped, f"web-{alice.username}")
+    lxd.delete_instance(scoped, lxd_name_of(settings, alice))
     assert f"re-queued {progress['fqdn']}: missing from LXD" in run_reconcile(app, settings)
     assert wait_done(alice, location)["status"] == "ready"
     assert member_instance(settings, alice).status == "Running"
@@ -193,7 +194,7 @@ def test_lxd_outage_gives_a_clear_error_and_leaves_nothing_half_made(app, settin
     start()
     run_reconcile(app, settings)
     scoped = lxd.connect(settings.lxd_socket, project=project_name(alice.username))
-    assert set(lxd.instance_states(scoped)) == {f"before-{alice.username}"}  # no half-made instance
+    assert set(lxd.instance_states(scoped)) == {lxd_name_of(settings, alice, "before")}  # no half-made instance
     assert dig(progress["fqdn"]) == []
     assert run_reconcile(app, settings) == []
     launch(alice, name="after")  # and Warren works again without a restart

@@ -4,7 +4,7 @@ it is sent straight to the LXD API (real LXD)."""
 import pytest
 import yaml
 
-from app import lxd, projects, quotas
+from app import lxd, names, projects, quotas
 from app.errors import LxdError, ValidationError
 from app.profiles import parse_profile
 
@@ -40,7 +40,7 @@ DEVICES = [
 @pytest.fixture(scope="module")
 def member_project(settings):
     """A member project exactly as Warren makes it (full share), with one profile."""
-    name = projects.project_name(f"sec{__import__('os').getpid()}")
+    name = names.project_name(f"sec{__import__('os').getpid()}")
     client = lxd.connect(settings.lxd_socket)
     lxd.ensure_project(client, name, projects.project_config(quotas.TIERS["full"],
                                                              settings.lxd_network, "tests"), "probe")
@@ -88,7 +88,7 @@ def test_the_probe_profile_itself_is_accepted(member_project, unique_name):
 
 
 def test_half_share_project_refuses_nesting(settings, unique_name):
-    name = projects.project_name(unique_name("half"))
+    name = names.project_name(unique_name("half"))
     client = lxd.connect(settings.lxd_socket)
     lxd.ensure_project(client, name, projects.project_config(quotas.TIERS["half"],
                                                              settings.lxd_network, "tests"), "probe")

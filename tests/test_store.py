@@ -7,14 +7,48 @@ from app import store
 def test_migrate_creates_the_schema_and_is_idempotent(tmp_path):
     db = store.connect(str(tmp_path / "w.sqlite3"))
     assert store.schema_version(db) == 0
-    assert store.migrate(db) == len(store.MIGRATIONS)
-    assert store.migrate(db) == len(store.MIGRATIONS)
+    assert store.migrate(db) == len(store.migrations())
+    assert store.migrate(db) == len(store.migrations())
     assert {"users", "sessions"} <= set(db.table_names())
+
+
+def test_statements_split_where_sqlite_says_not_at_every_semicolon():
+    script = ("-- a comment; with a semicolon\nCREATE TABLE t (x TEXT DEFAULT 'a;b');\n"
+              "CREATE TRIGGER t_guard BEFORE INSERT ON t WHEN NEW.x IS NULL\n"
+              "    BEGIN SELECT RAISE(ABORT, 'x; is required'); END;\n"
+              "INSERT INTO t VALUES ('c;d');\n")
+    found = store.statements(script)
+    assert len(found) == 3
+    assert found[1].startswith("CREATE TRIGGER") and found[1].endswith("END;")
+
+
+def test_every_migration_file_applies_statement_by_statement(tmp_path):
+    db = store.connect(str(tmp_path / "w.sqlite3"))
+    for number, path in enumerate(store.migrations(), start=1):
+        assert path.name.startswith(f"{number:04d}_")
+        assert store.statements(path.read_text()), path.name
+    store.migrate(db)
+    assert db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'instances_lxd_name'").fetchone()[0] == 1
+
+
+def test_ids_are_never_handed_out_twice(tmp_path):
+    db = store.connect(str(tmp_path / "w.sqlite3"))
+    store.migrate(db)
+    row = {"username": "bob", "password_hash": "x", "role": "member",
+           "created_at": store.now(), "password_changed_at": store.now()}
+    with store.transaction(db):
+        first = store.new_id(db, "users")
+        db["users"].insert({**row, "id": first})
+    db.execute("DELETE FROM users WHERE id = ?", [first])
+    with store.transaction(db):
+        second = store.new_id(db, "users")
+    assert second > first
+    assert db["users"].insert({**row, "username": "carol"}).last_pk == first  # what plain SQLite does
 
 
 def test_a_newer_schema_is_refused(tmp_path):
     db = store.connect(str(tmp_path / "w.sqlite3"))
-    db.execute(f"PRAGMA user_version = {len(store.MIGRATIONS) + 1}")
+    db.execute(f"PRAGMA user_version = {len(store.migrations()) + 1}")
     with pytest.raises(store.StoreError, match="newer than this Warren"):
         store.migrate(db)
 

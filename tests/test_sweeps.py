@@ -94,9 +94,9 @@ def test_no_get_route_changes_state(app, client, two_members):
 
 
 def test_no_admin_get_route_changes_state(app, client, make_user, two_members):
-    make_user("root", role="admin")
+    make_user("boss", role="admin")
     Auth(client).logout()
-    Auth(client).login("root")
+    Auth(client).login("boss")
     before = state_digest(app)
     gets = urls(app, "GET", {"instance_id": two_members})
     for url in gets:

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from app import lxd
-from app.projects import project_name
+from app.names import project_name
 from app.store import get_db
 from conftest import REPO, make_app, post_form
 from support import member_instance, dig_status, post_action, request_instance, wait_done, wait_gone

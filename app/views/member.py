@@ -74,7 +74,7 @@ def requests():
 def activity():
     """The audit entries about the member."""
     return render_template("member/activity.html",
-                           entries=audit.entries(get_db(), member=g.user["username"]))
+                           entries=audit.entries(get_db(), member_id=g.user["id"]))
 
 
 @bp.route("/instances/new", methods=["GET", "POST"])
