@@ -81,7 +81,8 @@ def claim(db) -> dict | None:
         if row is None:
             return None
         db.execute("UPDATE jobs SET state = 'running', claimed_until = ?, claimed_by = ?, "
-                   "attempts = attempts + 1 WHERE id = ?", [until, worker_id(), row[0]])
+                   "attempts = attempts + 1, started_at = coalesce(started_at, ?) WHERE id = ?",
+                   [until, worker_id(), stamp, row[0]])
     return db["jobs"].get(row[0])
 
 

@@ -39,6 +39,15 @@ def pytest_collection_modifyitems(items):
                 item.add_marker(marker)
 
 
+@pytest.fixture
+def fixed_clock():
+    """The clock leases are judged by, fixed at now; move it with support.advance."""
+    from app import clock
+    clock.set_now(clock.now())
+    yield clock
+    clock.set_now(None)
+
+
 @pytest.fixture(scope="session")
 def settings():
     return load_settings()
@@ -185,8 +194,8 @@ def members(app, settings, unique_name):
     from app import accounts, names, projects
     made = []
 
-    def make(tier="full"):
-        username = unique_name("m")
+    def make(tier="full", username=None):
+        username = username or unique_name("m")
         with app.app_context():
             user = accounts.create_user(username, PASSWORD)
             from app.store import get_db

@@ -4,6 +4,7 @@ instance behind a member's instance."""
 import re
 import subprocess
 import time
+from datetime import timedelta
 
 import pytest
 
@@ -15,6 +16,11 @@ PASSWORD = "correct horse battery"
 KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGf4LHa0NAKnUXGQjJ3sTRb5KtcQ2yEMgoB0RX8n7H0d "
        "member@laptop")
 TERMINAL = ("ready", "failed", "delete-failed", "denied", "awaiting-approval")
+
+
+def advance(fixed_clock, **delta):
+    """Move the controllable clock (the fixed_clock fixture) forward."""
+    fixed_clock.set_now(fixed_clock.now() + timedelta(**delta))
 
 
 def csrf_token(html: str) -> str:

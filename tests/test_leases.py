@@ -1,24 +1,9 @@
 """Leases of burst instances, driven by a controllable clock, against the
 real LXD and named: warning, stop at expiry, renewal within the profile's
 limit, deletion after the grace period; every step recorded."""
-from datetime import timedelta
-
-import pytest
-
-from app import clock, leases
+from app import leases
 from app.store import get_db
-from support import wait_event, dig_status, launch, member_instance, post_action, wait_gone
-
-
-@pytest.fixture
-def fixed_clock():
-    clock.set_now(clock.now())
-    yield clock
-    clock.set_now(None)
-
-
-def advance(fixed_clock, **delta):
-    fixed_clock.set_now(fixed_clock.now() + timedelta(**delta))
+from support import advance, dig_status, launch, member_instance, post_action, wait_event, wait_gone
 
 
 def check(app):
@@ -74,3 +59,21 @@ def test_instances_without_a_lease_cannot_be_renewed(worker, members):
     location, _ = launch(alice)
     response = post_action(alice, location, "renew")
     assert response.status_code == 409 and "has no lease to renew" in response.get_data(as_text=True)
+
+
+def test_an_instance_stopped_at_lease_expiry_starts_only_after_a_renewal(app, settings, worker,
+                                                                          members, fixed_clock):
+    alice = members()
+    location, progress = launch(alice, name="exam", profile="burst")
+    advance(fixed_clock, hours=73)
+    assert check(app) == [f"lease expired: stopping {progress['fqdn']}"]
+    wait_event(alice, location, "Stop done.")
+    for action in ("start", "restart"):
+        refused = post_action(alice, location, action)
+        assert refused.status_code == 409
+        assert "lease of exam has expired; renew it" in refused.get_data(as_text=True)
+    assert member_instance(settings, alice, "exam").status == "Stopped"
+    assert post_action(alice, location, "renew").status_code == 303
+    wait_event(alice, location, "Start done.")
+    assert member_instance(settings, alice, "exam").status == "Running"
+    assert post_action(alice, location, "restart").status_code == 303  # renewed: allowed again

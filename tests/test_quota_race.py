@@ -44,7 +44,7 @@ def test_fifty_concurrent_requests_against_a_quota_of_two(live, settings):
         for location in accepted:
             assert browsers[0].wait_settled(location)["status"] == "ready"
         with sqlite3.connect(live.folder / "warren.sqlite3") as db:
-            rows = {f"{name}-{live.member}" for (name,) in db.execute("SELECT name FROM instances")}
+            rows = {name for (name,) in db.execute("SELECT lxd_name FROM instances")}
         in_lxd = set(lxd.instance_states(scoped))
         assert len(rows) == 2 and in_lxd == rows  # no orphans either way
         for location in accepted:
