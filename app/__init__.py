@@ -10,7 +10,7 @@ csrf = CSRFProtect()
 
 def create_app(config: dict | None = None) -> Flask:
     """Build the app from WARREN_* settings, with optional overrides."""
-    from . import cli, errors, profiles, store
+    from . import cli, errors, profiles, store, web_security
     from .config import load_settings, read_secret_key
     from .sessions import StoreSessionInterface
     from .views import admin, auth, guards, member
@@ -20,7 +20,9 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(
         WARREN=settings,
         SECRET_KEY=read_secret_key(settings),
-        SESSION_COOKIE_NAME="warren_session",
+        # __Host-: the browser keeps it only if Secure, Path=/ and without Domain,
+        # so no sibling subdomain can plant or overwrite it.
+        SESSION_COOKIE_NAME="__Host-warren_session" if settings.cookie_secure else "warren_session",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.cookie_secure,
@@ -34,6 +36,7 @@ def create_app(config: dict | None = None) -> Flask:
     store.init_app(app)
     profiles.init_app(app)
     errors.init_app(app)
+    web_security.init_app(app)
     csrf.init_app(app)
     cli.init_app(app)
     app.before_request(guards.load_user)

@@ -127,5 +127,6 @@ def init_app(app):
     def handle_unexpected(error: Exception):
         if hasattr(error, "code") and isinstance(getattr(error, "code"), int):
             return render(error.code, getattr(error, "description", "Error."))
-        log.exception("unexpected error on %s %s", request.method, request.path)
+        from .accesslog import redact  # an invitation link's token stays out of every log
+        log.exception("unexpected error on %s %s", request.method, redact(request.path))
         return render(500, "Something went wrong on our side; it has been logged.")

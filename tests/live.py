@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import requests
+from requests.adapters import HTTPAdapter
 
 from support import CSRF
 
@@ -24,8 +25,10 @@ def free_port() -> int:
 class LiveWarren:
     """Start with .start(), stop with .stop(); folder holds the database and logs."""
 
-    def __init__(self, folder, workers: int = 4, worker: bool = True):
+    def __init__(self, folder, workers: int = 4, worker: bool = True, access_log: bool = False):
         self.folder = Path(folder)
+        # gunicorn's access log (folder/access.log), as bin/app.sh writes it, when asked for
+        self.access_log = self.folder / "access.log" if access_log else None
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.env = dict(os.environ, WARREN_DATABASE=str(self.folder / "warren.sqlite3"),
@@ -59,7 +62,9 @@ class LiveWarren:
                 stdout=self.log, stderr=self.log))
         self.processes.append(subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--workers", str(self.workers), "--bind",
-             f"127.0.0.1:{self.port}", "app:create_app()"], cwd=REPO, env=self.env,
+             f"127.0.0.1:{self.port}", "--logger-class", "app.accesslog.RedactingLogger",
+             *(["--access-logfile", str(self.access_log)] if self.access_log else []),
+             "app:create_app()"], cwd=REPO, env=self.env,
             stdout=self.log, stderr=self.log))
         deadline = time.monotonic() + 30
         while True:
@@ -138,3 +143,22 @@ class Browser(requests.Session):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{location} was not deleted")
             time.sleep(0.1)
+
+
+class SourceAddressAdapter(HTTPAdapter):
+    """Connects from a chosen local address, e.g. 127.0.0.2, as another machine would."""
+
+    def __init__(self, address: str, **kwargs):
+        self.address = address  # before super().__init__, which builds the pool manager
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs["source_address"] = (self.address, 0)
+        super().init_poolmanager(*args, **kwargs)
+
+
+def browser_from(base: str, address: str) -> Browser:
+    """A Browser whose connections come from this loopback address (127.x.y.z)."""
+    browser = Browser(base)
+    browser.mount("http://", SourceAddressAdapter(address))
+    return browser

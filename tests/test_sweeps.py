@@ -20,7 +20,8 @@ def instance_row(app, username):
         db = get_db()
         user = db.execute("SELECT id FROM users WHERE username = ?", [username]).fetchone()[0]
         return db["instances"].insert({
-            "user_id": user, "name": "secret", "project": f"warren-{username}", "profile": "small",
+            "user_id": user, "name": "secret", "lxd_name": f"secret-{username}",
+            "project": f"warren-{username}", "profile": "small",
             "image": "busybox", "instance_type": "container",
             "fqdn": f"secret.{username}.vm.example.test", "ipv4": None, "ssh_keys": "",
             "cpu": 1, "memory": 1, "disk": 1, "processes": 1, "status": "ready", "error": None,

@@ -64,7 +64,9 @@ def change_password():
     if form.validate_on_submit():
         try:
             accounts.sign_in(g.user["username"], form.current.data, request.remote_addr or "unknown")
-            accounts.set_password(g.user["id"], form.password.data)
+            # This session is kept only to be rotated below: one revoked now could
+            # not be replaced (a revoked session stays revoked).
+            accounts.set_password(g.user["id"], form.password.data, keep_session=session.session_id)
         except AuthenticationFailed:
             form.current.errors.append("This is not your current password.")
             status = 422
