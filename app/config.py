@@ -169,7 +169,7 @@ KEYS = (
     Key("trusted_proxies", "", _networks,
         "Reverse proxies (addresses or prefixes, space-separated) whose X-Forwarded-For is believed; empty believes none."),
     Key("member_job_limit", "10", _integer(1, 1000),
-        "Jobs one member may have waiting at once; more requests are refused until some finish."),
+        "Start, stop and restart requests one member may have waiting at once; more are refused until some run."),
     Key("job_retention_days", "14", _integer(1, 3650), "Finished jobs older than this are deleted."),
     Key("audit_retention_days", "400", _integer(1, 36500), "Audit entries older than this are deleted."),
     Key("events_per_instance", "200", _integer(20, 100000),

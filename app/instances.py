@@ -116,8 +116,7 @@ def _request_instance(user, name, profile_name, image, keys_text, saved_key_ids)
             record_event(db, instance_id, statuses.AWAITING_APPROVAL, f"The {profile.name} profile needs "
                          "an admin's approval; the name, quota and address are held meanwhile.")
         else:
-            jobs.enqueue(db, instance_id, "provision",
-                         member_limit=current_settings().member_job_limit)
+            jobs.enqueue(db, instance_id, "provision")  # bounded by the instances quota
             record_event(db, instance_id, statuses.QUEUED, "Request accepted; waiting for the worker.")
     jobs.wake_worker(settings)
     return get_instance(user, instance_id)

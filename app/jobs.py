@@ -8,7 +8,8 @@ starts at once instead of at the next poll.
 
 Fair share: an instance has at most one power job waiting (a repeat merges
 into it, the last wish winning), a member may have at most
-WARREN_MEMBER_JOB_LIMIT jobs waiting, and the worker claims first for the
+WARREN_MEMBER_JOB_LIMIT actions waiting (provisioning is bounded by the
+instances quota, deletion is never refused), and the worker claims first for the
 member with the fewest jobs running, so one member's backlog never holds
 up another member's request by more than the job in hand per thread.
 """
@@ -50,11 +51,11 @@ def enqueue(db, instance_id: int, kind: str, member_limit: int | None = None) ->
 
 
 def waiting_for_member(db, instance_id: int) -> int:
-    """Jobs waiting (not yet running) for the member who owns this instance."""
+    """Power jobs waiting (not yet running) for the member who owns this instance."""
     return db.execute(
         "SELECT count(*) FROM jobs j JOIN instances i ON i.id = j.instance_id "
-        "WHERE j.state = 'pending' AND i.user_id = (SELECT user_id FROM instances WHERE id = ?)",
-        [instance_id]).fetchone()[0]
+        f"WHERE j.state = 'pending' AND j.kind IN {sql_list(POWER)} "
+        "AND i.user_id = (SELECT user_id FROM instances WHERE id = ?)", [instance_id]).fetchone()[0]
 
 
 def cancel_power(db, instance_id: int) -> int:

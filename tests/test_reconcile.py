@@ -88,7 +88,7 @@ def test_leaked_addresses_of_failed_requests_are_freed(app, settings, members):
         db = get_db()
         user_id = db.execute("SELECT id FROM users WHERE username = ?", [alice.username]).fetchone()[0]
         db["instances"].insert({
-            "user_id": user_id, "name": "lost", "project": project_name(alice.username),
+            "user_id": user_id, "name": "lost", "lxd_name": "lost-0-test", "project": project_name(alice.username),
             "profile": "small", "image": "busybox", "instance_type": "container",
             "fqdn": f"lost.{alice.username}.example", "ipv4": "10.88.0.77", "ssh_keys": "", "cpu": 1,
             "memory": 1, "disk": 1, "processes": 1, "status": "failed", "error": "test",
