@@ -15,6 +15,7 @@ from .instances import record_event
 from .store import get_db, now, transaction
 
 MAX_REASON = 500
+DECIDED = "This request was decided already."
 
 
 def _describe(row: dict) -> str:
@@ -79,8 +80,12 @@ def request_quota(user: dict, wanted_text: dict[str, str], reason: str) -> dict:
     return get_db()["approvals"].get(approval_id)
 
 
-def decide(actor: dict, approval_id: int, approve: bool, reason: str) -> dict:
-    """Approve or deny a waiting request (a denial needs a reason)."""
+def decide(actor: dict, approval_id: int, approve: bool,
+           reason: str) -> tuple[dict, members.ShareChange]:
+    """Approve or deny a waiting request (a denial needs a reason). A
+    request is decided once: deciding it again changes nothing (Conflict).
+    An approved quota takes effect, and reaches the member's LXD project,
+    in the same transaction; if LXD refuses it the request stays waiting."""
     db = get_db()
     rows = _rows("a.id = ?", [approval_id])
     if not rows:
@@ -89,6 +94,8 @@ def decide(actor: dict, approval_id: int, approve: bool, reason: str) -> dict:
     verdict = "approve" if approve else "deny"
     with audit.audited(db, actor["username"], f"{row['kind']}.{verdict}", row["summary"],
                        member=row["username"], detail=reason or ""):
+        if row["state"] != "pending":
+            raise Conflict(DECIDED)
         reason = (reason or "").strip()
         if not approve and not reason:
             raise ValidationError({"reason": ["Give the member a reason for the denial."]})
@@ -97,21 +104,22 @@ def decide(actor: dict, approval_id: int, approve: bool, reason: str) -> dict:
         user = accounts.get_user(row["user_id"])
         if approve and user["disabled"]:
             raise Conflict(f"{user['username']} is disabled; enable the account first.")
-        if row["kind"] == "quota" and approve:
-            current = members.overrides_of(user)
-            members.set_quota(actor, user["username"], user["tier"],
-                              {**current, **json.loads(row["wanted"])})
-        with transaction(db):
-            if db["approvals"].get(approval_id)["state"] != "pending":
-                raise Conflict("This request was decided already.")
+        with members.share_change(db) as change:
+            if db["approvals"].get(approval_id)["state"] != "pending":  # decided meanwhile
+                raise Conflict(DECIDED)
             db["approvals"].update(approval_id, {
                 "state": "approved" if approve else "denied", "decided_by": actor["username"],
                 "decision": reason, "decided_at": now()})
-            if row["kind"] == "instance":
+            if row["kind"] == "quota" and approve:
+                user = accounts.get_user(row["user_id"])  # as it is inside the transaction
+                members.change_share(db, user["username"], user["tier"],
+                                     {**members.overrides_of(user), **json.loads(row["wanted"])})
+                change.members.append(user["username"])
+            elif row["kind"] == "instance":
                 _decide_instance(db, row, actor, approve, reason)
     if approve and row["kind"] == "instance":
         jobs.wake_worker(current_settings())
-    return db["approvals"].get(approval_id)
+    return db["approvals"].get(approval_id), change
 
 
 def _decide_instance(db, row: dict, actor: dict, approve: bool, reason: str) -> None:

@@ -5,8 +5,8 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from . import accounts, addresses, lxd, members, projects, quotas, store
-from .errors import Conflict, WarrenError
+from . import accounts, addresses, firewall, lxd, members, quotas, store
+from .errors import WarrenError
 
 user_cli = AppGroup("user", help="Create accounts and reset passwords.")
 db_cli = AppGroup("db", help="The database schema.")
@@ -67,17 +67,13 @@ def _describe(quota) -> str:
             + f", nesting={'allowed' if quota.nesting else 'blocked'}, cpu_priority={quota.cpu_priority}")
 
 
-def _mirror(usernames: list[str]) -> None:
-    """Push changed quotas into existing LXD projects now."""
-    try:
-        for name in projects.sync_existing(current_app.config["WARREN"], store.get_db(), usernames):
-            click.echo(f"LXD project {name}: limits updated")
-    except Conflict as error:
-        click.echo(f"warning: saved, but LXD cannot apply it yet: {error}. Resolve that (e.g. "
-                   "delete those instances) and run the command again.", err=True)
-    except WarrenError as error:
-        click.echo(f"warning: LXD projects not updated now ({error}); they follow on the next "
-                   "request", err=True)
+def _report_lxd(change) -> None:
+    """Say how a saved share change reached the members' LXD projects."""
+    for name in change.projects:
+        click.echo(f"LXD project {name}: limits updated")
+    if change.unreachable:
+        click.echo(f"warning: saved, but LXD is not reachable now ({change.unreachable}); the "
+                   "worker brings the LXD projects in line on its next pass", err=True)
 
 
 @user_cli.command("set-quota")
@@ -86,16 +82,15 @@ def _mirror(usernames: list[str]) -> None:
 @click.argument("overrides", nargs=-1)
 def set_quota(username, tier, overrides):
     """Set a member's tier and add overrides, e.g. set-quota alice instances=6 memory=8GiB;
-    refused if the member's instances would not fit."""
+    refused if the member's instances would not fit or LXD refuses the limits."""
     try:
         user = accounts.find_user(username)
         merged = {**members.overrides_of(user), **quotas.parse_overrides(_pairs(overrides))}
-        quota, synced = members.set_quota(members.CLI, username, tier or user["tier"], merged)
+        quota, change = members.set_quota(members.CLI, username, tier or user["tier"], merged)
     except WarrenError as error:
         _fail(error)
     click.echo(f"{username}: {_describe(quota)}")
-    for name in synced:
-        click.echo(f"LXD project {name}: limits updated")
+    _report_lxd(change)
 
 
 @tier_cli.command("list")
@@ -109,15 +104,14 @@ def list_tiers():
 @click.argument("name")
 @click.argument("values", nargs=-1)
 def set_tier(name, values):
-    """Create or change a tier, e.g. `tier set half memory=4GiB cpu_priority=5`."""
-    db = store.get_db()
+    """Create or change a tier, e.g. `tier set half memory=4GiB cpu_priority=5`; refused if the
+    instances of a member on it would not fit or LXD refuses the limits."""
     try:
-        quota = quotas.set_tier(db, name, quotas.parse_overrides(_pairs(values)))
+        quota, change = members.set_tier(members.CLI, name, quotas.parse_overrides(_pairs(values)))
     except WarrenError as error:
         _fail(error)
     click.echo(f"{name}: {_describe(quota)}")
-    members = [row[0] for row in db.execute("SELECT username FROM users WHERE tier = ?", [name])]
-    _mirror(members)
+    _report_lxd(change)
 
 
 @user_cli.command("list")
@@ -161,6 +155,8 @@ def setup_lxd():
         made = lxd.ensure_network(client, settings.lxd_network, settings.network_address,
                                   addresses.dynamic_range(settings.network_address))
         click.echo(f"network {settings.lxd_network}: {'configured' if made else 'present'}")
+        made = firewall.ensure_dhcp_guard(settings.lxd_network, settings.network_address)
+        click.echo(f"DHCP guard on {settings.lxd_network}: {'installed' if made else 'present'}")
         lxd.ensure_default_profile(client, settings.lxd_storage_pool, settings.lxd_network)
     except WarrenError as error:
         _fail(error)

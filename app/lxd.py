@@ -319,6 +319,63 @@ def set_config(client: pylxd.Client, name: str, key: str, value: str) -> bool:
         return True
 
 
+def set_device(client: pylxd.Client, name: str, device: str, settings: dict) -> bool:
+    """Set keys on one of an instance's own devices (live where LXD can);
+    True if changed.
+
+    A device that only comes from a profile is copied onto the instance
+    first. PATCH with the instance's ETag: only this device is sent, and a
+    concurrent change to the instance makes LXD refuse instead of losing it."""
+    with translated(f"configuring device {device} of {name}"):
+        node = client.api.instances[name]
+        response = node.get()
+        current = response.json()["metadata"]
+        wanted = dict(current["devices"].get(device)
+                      or current["expanded_devices"].get(device) or {})
+        if not wanted:
+            raise NotFound(f"instance {name} has no device {device}")
+        if current["devices"].get(device) == {**wanted, **settings}:
+            return False
+        wanted.update(settings)
+        node.patch(json={"devices": {device: wanted}, "description": current["description"]},
+                   headers={"If-Match": response.headers.get("ETag", "")})
+        return True
+
+
+def instance_devices(client: pylxd.Client) -> dict[str, dict]:
+    """Name -> status, config, own devices and expanded devices of every
+    instance in the client's project (one request)."""
+    return {item["name"]: {key: item[key] for key in
+                           ("status", "config", "devices", "expanded_devices")}
+            for item in _instance_list(client)}
+
+
+def network_config(client: pylxd.Client, name: str) -> dict:
+    """The config of a managed network."""
+    with translated(f"network {name}"):
+        return dict(client.networks.get(name).config)
+
+
+def bridge_ports(client: pylxd.Client, bridge: str) -> dict[str, str]:
+    """Host-side interface -> MAC address of every running instance NIC on
+    the bridge, in every project (one request)."""
+    with translated("listing instances of all projects"):
+        items = client.api.instances.get(
+            params={"recursion": 1, "all-projects": "true"}).json()["metadata"]
+    ports = {}
+    for item in items:
+        if item["status"] not in ("Running", "Frozen"):  # only these have a host-side interface
+            continue
+        for device, spec in item["expanded_devices"].items():
+            if spec.get("type") != "nic" or bridge not in (spec.get("network"), spec.get("parent")):
+                continue
+            host_name = item["config"].get(f"volatile.{device}.host_name")
+            mac = spec.get("hwaddr") or item["config"].get(f"volatile.{device}.hwaddr")
+            if host_name and mac:
+                ports[host_name] = mac.lower()
+    return ports
+
+
 def profile_names(client: pylxd.Client) -> list[str]:
     """The profiles of the client's project."""
     with translated("listing profiles"):

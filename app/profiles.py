@@ -14,9 +14,20 @@ from pathlib import Path
 import yaml
 
 from .errors import ValidationError
-from .units import format_size, parse_size
+from .units import UNITS, format_size, parse_size, shown
 
-NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
+# Patterns are used with fullmatch: `$` would let a trailing newline through.
+NAME = re.compile(r"[a-z][a-z0-9-]{0,30}[a-z0-9]")
+# A share of one CPU (1-100%) or a hard cap: quota/period, the period at most 1 s.
+CPU_ALLOWANCE = re.compile(r"([1-9][0-9]?|100)%|[1-9][0-9]{0,5}ms/([1-9][0-9]{0,2}|1000)ms")
+MAX_TEXT = 64 * 1024  # bytes of YAML; a profile is a few hundred
+# Mapping and list levels: a profile has two (its fields, then limits, config
+# or images). The bound is checked before the document is built, since
+# PyYAML's composer recurses once per level.
+MAX_DEPTH = 4
+MAX_CONFIG_TEXT = 100  # characters of a free-text config value (snapshots.*)
+MAX_SIZE = UNITS["PiB"]
+ANCHORS = "uses YAML anchors or aliases (& and *): anchors and aliases are not allowed"
 INSTANCE_TYPES = ("container", "virtual-machine")
 # LXD keys a profile may set besides the limits Warren derives from `limits`.
 ALLOWED_CONFIG = {
@@ -103,16 +114,34 @@ class Profile:
         }
 
 
-def config_problem(key: str, value) -> str | None:
-    """Why an LXD config key may not appear in a profile (None when it may)."""
-    for prefix, reason in DANGEROUS:
-        if key == prefix or key.startswith(prefix):
-            return f"{key} is not allowed: {reason}"
-    if key not in ALLOWED_CONFIG:
-        return f"{key} is not on Warren's allow-list ({', '.join(sorted(ALLOWED_CONFIG))})"
+def canonical_config(key: str, value) -> str | None:
+    """The one way LXD gets an allowed key's value (TRUE, True and true
+    are all `true`; HARD is `hard`), or None when the value is not valid."""
     choices = ALLOWED_CONFIG[key]
-    if choices and str(value).lower() not in choices:
-        return f"{key} must be one of {', '.join(choices)}"
+    if choices:
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        else:
+            text = value.lower() if isinstance(value, str) else None
+        return text if text in choices else None
+    if isinstance(value, str) and 0 < len(value) <= MAX_CONFIG_TEXT and value.isprintable():
+        return value
+    return None
+
+
+def config_problem(key, value) -> str | None:
+    """Why an LXD config key may not appear in a profile (None when it may)."""
+    name = shown(key)
+    if key not in ALLOWED_CONFIG:  # allowed keys pass, though limits.memory.* starts as limits.* do
+        for prefix, reason in DANGEROUS:
+            if isinstance(key, str) and (key == prefix or key.startswith(prefix)):
+                return f"{name} is not allowed: {reason}"
+        return f"{name} is not on Warren's allow-list ({', '.join(sorted(ALLOWED_CONFIG))})"
+    if canonical_config(key, value) is None:
+        choices = ALLOWED_CONFIG[key]
+        if choices:
+            return f"{key} must be one of {', '.join(choices)}"
+        return f"{key} must be one line of text of at most {MAX_CONFIG_TEXT} characters"
     return None
 
 
@@ -120,8 +149,8 @@ def _limits(raw, errors: dict, vm: bool = False) -> Limits | None:
     if not isinstance(raw, dict):
         errors["limits"] = ["must be a mapping with " + ", ".join(sorted(LIMIT_FIELDS))]
         return None
-    for unknown in sorted(set(raw) - LIMIT_FIELDS):
-        errors.setdefault(f"limits.{unknown}", []).append("is not a known limit")
+    for unknown in sorted(set(raw) - LIMIT_FIELDS, key=shown):
+        errors.setdefault(f"limits.{shown(unknown)}", []).append("is not a known limit")
     if vm:  # LXD has no such limits for VMs: the guest kernel schedules its own processes
         for name in VM_UNUSED_LIMITS:
             if name in raw:
@@ -139,8 +168,9 @@ def _limits(raw, errors: dict, vm: bool = False) -> Limits | None:
     def size(name, low):
         try:
             values[name] = parse_size(raw.get(name))
-            if values[name] < low:
-                errors.setdefault(f"limits.{name}", []).append(f"must be at least {format_size(low)}")
+            if not low <= values[name] <= MAX_SIZE:
+                errors.setdefault(f"limits.{name}", []).append(
+                    f"must be from {format_size(low)} to {format_size(MAX_SIZE)}")
         except ValueError as error:
             errors.setdefault(f"limits.{name}", []).append(str(error))
 
@@ -149,10 +179,11 @@ def _limits(raw, errors: dict, vm: bool = False) -> Limits | None:
     size("disk", 64 * 1024 ** 2)
     whole("processes", 10, 1_000_000)
     whole("cpu_priority", 0, 10)
-    allowance = str(raw.get("cpu_allowance", "100%"))
-    if not re.match(r"^([1-9][0-9]?|100)%$|^[0-9]+ms/[0-9]+ms$", allowance):
+    allowance = raw.get("cpu_allowance", "100%")
+    if not isinstance(allowance, str) or not CPU_ALLOWANCE.fullmatch(allowance):
         errors.setdefault("limits.cpu_allowance", []).append(
-            "must be a percentage like 50% or a time slice like 20ms/100ms")
+            "must be a percentage like 50% or a time slice like 20ms/100ms "
+            "(the period at most 1000ms)")
     values["cpu_allowance"] = allowance
     if any(key.startswith("limits") for key in errors):
         return None
@@ -161,19 +192,75 @@ def _limits(raw, errors: dict, vm: bool = False) -> Limits | None:
     return Limits(**values)
 
 
+class _Loader(yaml.SafeLoader):
+    """The safe loader, except that a number too long for Python or a date
+    that does not exist is read as text: the field's own check then says
+    what it wants, where PyYAML would raise ValueError."""
+
+    def construct_yaml_int(self, node):
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError:
+            return self.construct_scalar(node)
+
+    def construct_yaml_timestamp(self, node):
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError:
+            return self.construct_scalar(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_timestamp)
+
+
+def _check_events(text: str, source: str) -> None:
+    """Refuse anchors and aliases (a few hundred bytes of them expand to
+    gigabytes) and nesting past MAX_DEPTH, from the parser's events, which
+    PyYAML produces without recursion and before anything is built."""
+    depth = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, yaml.NodeEvent) and event.anchor is not None:
+            raise ValidationError({source: [ANCHORS]})
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ValidationError({source: [f"is nested deeper than {MAX_DEPTH} levels; a "
+                                                "profile needs two (its fields, then limits, "
+                                                "config or images)"]})
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+def _load_yaml(text: str, source: str):
+    """The document's data; ValidationError, naming the source, for YAML
+    that is too long, unreadable, or uses what a profile has no need for."""
+    if len(text) > MAX_TEXT:
+        raise ValidationError({source: [f"is longer than {format_size(MAX_TEXT)}; a profile "
+                                        "takes a few hundred bytes"]})
+    try:
+        _check_events(text, source)
+        return yaml.load(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ValidationError({source: [f"is not valid YAML: {shown(error.problem or '', 60)}"
+                                        f"{where}"]}) from None
+    except yaml.YAMLError as error:  # e.g. characters YAML does not allow
+        raise ValidationError({source: [f"is not valid YAML: {shown(str(error), 60)}"]}) from None
+
+
 def parse_profile(name: str, text: str, source: str) -> Profile:
     """One profile from YAML text; ValidationError names source, field, reason."""
     errors: dict[str, list[str]] = {}
-    if not NAME.match(name):
+    if not NAME.fullmatch(name):
         errors["name"] = ["use 2 to 32 lower-case letters, digits or hyphens, starting with a letter"]
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise ValidationError({f"{source}": [f"is not valid YAML: {error}"]}) from None
+    raw = _load_yaml(text, source)
     if not isinstance(raw, dict):
         raise ValidationError({f"{source}": ["must be a YAML mapping of profile fields"]})
-    for unknown in sorted(set(raw) - FIELDS):
-        errors[unknown] = [f"is not a profile field (known: {', '.join(sorted(FIELDS))})"]
+    for unknown in sorted(set(raw) - FIELDS, key=shown):
+        errors.setdefault(shown(unknown), []).append(
+            f"is not a profile field (known: {', '.join(sorted(FIELDS))})")
     description = raw.get("description")
     if not isinstance(description, str) or not description.strip():
         errors["description"] = ["is required: one line saying what the profile is for"]
@@ -189,11 +276,11 @@ def parse_profile(name: str, text: str, source: str) -> Profile:
         errors["config"] = ["must be a mapping of LXD config keys to values"]
         config = {}
     for key, value in config.items():
-        problem = config_problem(str(key), value)
+        problem = config_problem(key, value)
         if problem is None and instance_type == "virtual-machine" and key in CONTAINER_ONLY:
             problem = f"{key} applies to containers only"
         if problem:
-            errors.setdefault(f"config.{key}", []).append(problem)
+            errors.setdefault(f"config.{shown(key)}", []).append(problem)
     devices = raw.get("devices") or {}
     if devices:
         errors["devices"] = ["a profile may not declare devices: Warren adds the root disk (size "
@@ -214,8 +301,7 @@ def parse_profile(name: str, text: str, source: str) -> Profile:
                                for field_name, messages in errors.items()})
     return Profile(name=name, description=description.strip(), instance_type=instance_type,
                    limits=limits, images=tuple(images),
-                   config={str(k): str(v).lower() if isinstance(v, bool) else str(v)
-                           for k, v in config.items()},
+                   config={key: canonical_config(key, value) for key, value in config.items()},
                    lease_hours=lease, approval=approval, lease_renewals=renewals,
                    lease_grace_hours=grace)
 
@@ -251,7 +337,7 @@ class ProfileSet:
 
     def path(self, name: str) -> Path:
         """The file of a profile (whether or not it exists)."""
-        if not NAME.match(name or ""):
+        if not NAME.fullmatch(name or ""):
             raise ValidationError({"name": ["use 2 to 32 lower-case letters, digits or hyphens, "
                                             "starting with a letter"]})
         return self.folder / f"{name}.yaml"

@@ -14,7 +14,7 @@ from typing import Callable
 
 import yaml
 
-from . import accounts, audit, dns, jobs, lxd, quotas, statuses
+from . import accounts, audit, dns, isolation, jobs, lxd, quotas, statuses
 from .config import current_settings
 from .errors import BackendUnavailable, Conflict, WarrenError
 from .instances import lease_blocks_start, record_event
@@ -141,6 +141,7 @@ def provision(db, instance: dict) -> None:
         lxd.start_instance(created)  # known to be stopped: skip the state read
     else:
         lxd.set_power(created, "start")
+    isolation.guard_bridge(settings)  # its new port may send only from its own MAC
     checkpoint("started")
     _set_status(db, instance, PUBLISHING)
     checkpoint("before-dns")
@@ -204,6 +205,8 @@ def power(db, instance: dict, action: str) -> None:
                 record_event(db, instance["id"], action, f"CPUs set to {profile.limits.cpu} "
                              "from the profile.")
     lxd.set_power(found, step)
+    if step in ("start", "restart"):
+        isolation.guard_bridge(current_settings())  # a new port: held to its MAC
     with transaction(db):
         record_event(db, instance["id"], action, f"{action.capitalize()} done.")
 

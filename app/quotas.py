@@ -9,9 +9,16 @@ import re
 from dataclasses import asdict, dataclass, fields, replace
 
 from .errors import NotFound, QuotaExceeded, ValidationError
-from .units import format_size, parse_size
+from .units import UNITS, format_size, parse_size, shown
 
 GiB = 1024 ** 3
+TIER_NAME = re.compile(r"[a-z][a-z0-9-]{0,30}")
+WHOLE = re.compile(r"[0-9]{1,19}")  # int() of a longer string costs time, and no quota needs it
+SIZES = ("memory", "disk")
+# The largest value of each quota: far above any co-op's host, and still a
+# number LXD and the kernel take. Every quota is at least 0.
+MAXIMUM = {"instances": 1000, "cpu": 1024, "memory": UNITS["PiB"], "disk": UNITS["PiB"],
+           "processes": 10_000_000, "cpu_priority": 10}
 
 
 @dataclass(frozen=True)
@@ -59,9 +66,12 @@ def quota_for(db, user: dict) -> Quota:
 
 
 def set_tier(db, name: str, overrides: dict) -> Quota:
-    """Create a tier or change some of its values (a new tier starts from 'full')."""
-    if not re.match(r"^[a-z][a-z0-9-]{0,30}$", name):
-        raise ValidationError({"name": ["Use lower-case letters, digits and hyphens."]})
+    """Create a tier or change some of its values (a new tier starts from
+    'full'); the caller holds the transaction and brings LXD in line."""
+    if not TIER_NAME.fullmatch(name):
+        raise ValidationError({"name": ["Use 1 to 31 lower-case letters, digits and hyphens, "
+                                        "starting with a letter."]})
+    check_bounds(overrides)
     current = tiers(db).get(name, tiers(db).get("full", TIERS["full"]))
     quota = replace(current, **overrides)
     db.execute("INSERT INTO tiers (name, quota) VALUES (?, ?) ON CONFLICT(name) DO UPDATE "
@@ -69,27 +79,58 @@ def set_tier(db, name: str, overrides: dict) -> Quota:
     return quota
 
 
+def _range(key: str) -> str:
+    if key in SIZES:
+        return f"must be a size from 0B to {format_size(MAXIMUM[key])}, like 8GiB"
+    return f"must be a whole number from 0 to {MAXIMUM[key]}"
+
+
+def _unknown(key) -> dict[str, list[str]]:
+    known = ", ".join(field.name for field in fields(Quota))
+    return {shown(key): [f"is not a quota (use {known})"]}
+
+
+def check_bounds(values: dict) -> None:
+    """Raise ValidationError, naming each bound, for typed quota values
+    (from the database or a caller) that are unknown or out of bounds."""
+    errors = {}
+    for key, value in values.items():
+        if key == "nesting":
+            if not isinstance(value, bool):
+                errors[key] = ["must be true or false"]
+        elif key not in MAXIMUM:
+            errors.update(_unknown(key))
+        elif isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAXIMUM[key]:
+            errors[key] = [_range(key)]
+    if errors:
+        raise ValidationError(errors)
+
+
 def parse_overrides(pairs: dict[str, str]) -> dict:
-    """Typed values from text (memory=8GiB, instances=6, nesting=false);
-    every bad entry is reported at once."""
-    known = {field.name for field in fields(Quota)}
+    """Typed values from text (memory=8GiB, instances=6, nesting=false),
+    each within its bound; every bad entry is reported at once."""
     overrides, errors = {}, {}
     for key, text in pairs.items():
-        try:
-            if key not in known:
-                raise ValueError(f"is not a quota (use {', '.join(sorted(known))})")
-            if key in ("memory", "disk"):
-                overrides[key] = parse_size(text)
-            elif key == "nesting":
-                if text.lower() not in ("true", "false"):
-                    raise ValueError("must be true or false")
+        if key == "nesting":
+            if text.lower() in ("true", "false"):
                 overrides[key] = text.lower() == "true"
             else:
-                overrides[key] = int(text)
-                if overrides[key] < 0:
-                    raise ValueError("must not be negative")
-        except ValueError as error:
-            errors[key] = [str(error) if "invalid literal" not in str(error) else "must be a whole number"]
+                errors[key] = ["must be true or false"]
+        elif key not in MAXIMUM:
+            errors.update(_unknown(key))
+        elif key in SIZES:
+            try:
+                overrides[key] = parse_size(text)
+            except ValueError:
+                errors[key] = [_range(key)]
+        elif WHOLE.fullmatch(text):
+            overrides[key] = int(text)
+        else:
+            errors[key] = [_range(key)]
+    try:
+        check_bounds(overrides)
+    except ValidationError as error:
+        errors.update(error.errors)
     if errors:
         raise ValidationError(errors)
     return overrides

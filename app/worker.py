@@ -6,7 +6,7 @@ import os
 import socket
 import threading
 
-from . import (jobs, leases, members, profile_changes, projects, provisioning,
+from . import (isolation, jobs, leases, members, profile_changes, projects, provisioning,
                reconcile, retention, sessions)
 from .profiles import current_profiles
 from .store import get_db
@@ -31,6 +31,8 @@ PASSES = (
         profile_changes.align_rows(db, current_profiles()), "row(s) given their profile's limits")),
     ("profile sync", lambda db, settings: projects.sync_profiles(settings, db)),
     ("member deletions", members.finish_deletions),
+    ("NIC filtering", isolation.filter_existing_nics),
+    ("bridge guards", lambda _db, settings: isolation.guard_bridge(settings)),
     ("retention", retention.prune),
 )
 

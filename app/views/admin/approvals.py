@@ -22,9 +22,13 @@ def decide(approval_id, verdict):
         raise NotFound("No such decision.")
     form = DecisionForm()
     try:
-        row = approvals.decide(g.user, approval_id, verdict == "approve", form.reason.data)
+        row, change = approvals.decide(g.user, approval_id, verdict == "approve", form.reason.data)
     except ValidationError as error:
         flash(f"Not decided: {error}")
         return redirect(url_for("admin.approval_queue"), 303)
-    flash(f"Request #{row['id']} {row['state']}.")
+    if change.unreachable:
+        flash(f"Request #{row['id']} {row['state']}, but LXD is not reachable now: the worker "
+              f"brings {', '.join(change.members)}'s LXD project in line on its next pass.")
+    else:
+        flash(f"Request #{row['id']} {row['state']}.")
     return redirect(url_for("admin.approval_queue"), 303)

@@ -3,7 +3,7 @@ disable, re-enable, delete."""
 from flask import flash, g, redirect, render_template, request, url_for
 
 from ... import accounts, instances, members, quotas
-from ...errors import ValidationError
+from ...errors import BackendError, Conflict, ValidationError, status_for
 from ...forms import (QUOTA_FIELDS, DeleteMemberForm, EmptyForm, InviteForm, MemberCreateForm,
                       QuotaForm, show_errors)
 from ...store import get_db
@@ -68,12 +68,24 @@ def user(username):
         return _user_page(member, form, DeleteMemberForm())
     try:
         overrides = quotas.parse_overrides(form.values_text())
-        members.set_quota(g.user, username, form.tier.data, overrides)
+        _, change = members.set_quota(g.user, username, form.tier.data, overrides)
     except ValidationError as error:
         show_errors(form, error.errors)
         return _user_page(member, form, DeleteMemberForm(), 422)
-    flash(f"Saved {username}'s share; their LXD project follows.")
+    except (Conflict, BackendError) as error:  # would not fit, or LXD refused: nothing saved
+        form.form_errors.append(str(error))
+        return _user_page(member, form, DeleteMemberForm(), status_for(error))
+    flash(_saved(username, change))
     return redirect(url_for("admin.user", username=username), 303)
+
+
+def _saved(username: str, change: members.ShareChange) -> str:
+    if change.unreachable:
+        return (f"Saved {username}'s share, but LXD is not reachable now: the worker brings "
+                "their LXD project in line on its next pass.")
+    if change.projects:
+        return f"Saved {username}'s share; their LXD project has the new limits."
+    return f"Saved {username}'s share; their LXD project gets it when they first need one."
 
 
 @bp.route("/users/<username>/disable", methods=["POST"])

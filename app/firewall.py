@@ -1,0 +1,190 @@
+"""Host-level guards on Warren's bridge that LXD's NIC filtering leaves out.
+
+The only module that runs ebtables. Two chains per bridge in ebtables' `nat`
+table, each entered from PREROUTING:
+
+- WARREN_DHCP_<bridge> (static, `ensure_dhcp_guard`): DHCP server traffic
+  and router advertisements sent by instances. LXD's ipv4 filtering lets an
+  instance send anything from its own address, DHCP offers included.
+- WARREN_MAC_<bridge> (follows the running instances, `sync_mac_guard`):
+  each port may only send frames from its instance's MAC. LXD's own MAC
+  check runs in the `filter` table, after the bridge has already learned the
+  forged source address, so a container that takes a neighbour's MAC would
+  still draw that neighbour's traffic to its own port.
+
+Why ebtables `nat` PREROUTING: it is the hook that runs before the bridge
+learns source addresses, and LXD (xtables driver here, which writes
+ebtables `filter` rules ending in ACCEPT for an instance's own traffic)
+never touches it, so no LXD rule can end the traversal before ours, and
+LXD rewriting its rules for the bridge leaves ours alone. ebtables (the
+nf_tables build from Debian's `iptables` package: the tool and family LXD
+uses here) needs nothing more installed, while `nft` is not installed at
+all. Should LXD move to its nftables driver, a DROP here still holds, as a
+drop in any nf_tables base chain is final.
+
+This kernel has no bridge-name match (CONFIG_NFT_BRIDGE_META is off, so
+`--logical-in` is refused), so the DHCP rules are scoped by the bridge's
+IPv4 network instead: LXD's ipv4 filtering makes an instance's packets
+carry its own address, so "from an address of this network" means "from an
+instance on this bridge". IPv6 server messages come from link-local
+addresses, which name no network: those rules match LXD's MAC prefix
+(00:16:3e, which LXD's MAC filtering holds every instance to) on any
+bridge of the host.
+"""
+import ipaddress
+import logging
+import subprocess
+
+from .errors import BackendError
+
+log = logging.getLogger(__name__)
+
+TABLE = "nat"
+ENTRY = "PREROUTING"
+LXD_MACS = "00:16:3e:00:00:00/ff:ff:ff:00:00:00"
+
+
+def dhcp_chain(bridge: str) -> str:
+    """The DHCP guard chain of a bridge (ebtables names stop at 31 characters)."""
+    return f"WARREN_DHCP_{bridge}"
+
+
+def mac_chain(bridge: str) -> str:
+    """The MAC guard chain of a bridge."""
+    return f"WARREN_MAC_{bridge}"
+
+
+def dhcp_rules(network_address: str) -> list[str]:
+    """The DHCP guard's rules, written the way ebtables lists them."""
+    network = ipaddress.IPv4Interface(network_address).network
+    return [
+        # DHCPv4 servers and relays answer from port 67; clients listen on 68
+        # and some (busybox udhcpc) take a reply from any source port.
+        f"-p IPv4 --ip-src {network} --ip-proto udp --ip-sport 67 -j DROP",
+        f"-p IPv4 --ip-src {network} --ip-proto udp --ip-dport 68 -j DROP",
+        # For when the bridge gets IPv6: DHCPv6 servers (547 -> 546) and RAs.
+        f"-p IPv6 -s {LXD_MACS} --ip6-proto udp --ip6-sport 547 -j DROP",
+        f"-p IPv6 -s {LXD_MACS} --ip6-proto udp --ip6-dport 546 -j DROP",
+        f"-p IPv6 -s {LXD_MACS} --ip6-proto ipv6-icmp --ip6-icmp-type router-advertisement -j DROP",
+    ]
+
+
+def mac_rule(port: str, mac: str) -> str:
+    """Drop what a port sends from any MAC but its instance's."""
+    return f"-s ! {mac.lower()} -i {port} -j DROP"
+
+
+def _ebtables(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    try:
+        result = subprocess.run(["ebtables", "-t", TABLE, *args], capture_output=True,
+                                text=True, timeout=30, check=False)
+    except FileNotFoundError as error:
+        raise BackendError("ebtables is not installed (Debian package iptables); Warren needs "
+                           "it to guard its bridge") from error
+    except subprocess.TimeoutExpired as error:
+        raise BackendError(f"ebtables {' '.join(args)} did not finish in 30 s") from error
+    if check and result.returncode != 0:
+        raise BackendError(f"ebtables {' '.join(args)} failed: "
+                           f"{(result.stderr or result.stdout).strip()}")
+    return result
+
+
+def _chains() -> dict[str, list[str]]:
+    """Chain -> its rules as ebtables lists them, for the whole table."""
+    chains: dict[str, list[str]] = {}
+    current = None
+    for line in _ebtables("-L").stdout.splitlines():
+        line = line.strip()
+        if line.startswith("Bridge chain: "):
+            current = line.removeprefix("Bridge chain: ").split(",", 1)[0]
+            chains[current] = []
+        elif line and current and not line.startswith("Bridge "):
+            chains[current].append(" ".join(line.split()))
+    return chains
+
+
+def _ensure_chain(chains: dict, chain: str) -> bool:
+    """The chain exists and is entered once from PREROUTING; True if changed."""
+    changed = False
+    if chain not in chains:
+        _ebtables("-N", chain, "-P", "RETURN")
+        chains[chain] = []
+        changed = True
+    jump = f"-j {chain}"
+    jumps = [rule for rule in chains.get(ENTRY, []) if rule == jump]
+    for _extra in jumps[1:]:
+        _ebtables("-D", ENTRY, "-j", chain, check=False)
+        changed = True
+    if not jumps:
+        _ebtables("-I", ENTRY, "1", "-j", chain)
+        changed = True
+    return changed
+
+
+def _set_rules(chains: dict, chain: str, wanted: list[str]) -> tuple[list[str], list[str]]:
+    """Make the chain hold exactly the wanted rules, adding and deleting one
+    by one so the others never stop applying; (added, removed)."""
+    present = chains[chain]
+    removed = []
+    seen = set()
+    for rule in present:
+        if rule in wanted and rule not in seen:
+            seen.add(rule)
+            continue
+        # Another process may have removed it meanwhile: that is fine.
+        _ebtables("-D", chain, *rule.split(), check=False)
+        removed.append(rule)
+    added = [rule for rule in wanted if rule not in seen]
+    for rule in added:
+        _ebtables("-A", chain, *rule.split())
+    return added, removed
+
+
+def ensure_dhcp_guard(bridge: str, network_address: str) -> bool:
+    """Stop instances on the bridge from acting as DHCP servers or IPv6
+    routers, while the host's dnsmasq (which sends from the bridge device,
+    not from a port) still answers. Idempotent; True if anything changed."""
+    chains = _chains()
+    chain = dhcp_chain(bridge)
+    changed = _ensure_chain(chains, chain)
+    added, removed = _set_rules(chains, chain, dhcp_rules(network_address))
+    if added or removed:
+        log.info("DHCP guard on %s: %d rule(s) added, %d removed", bridge, len(added), len(removed))
+    return changed or bool(added or removed)
+
+
+def sync_mac_guard(bridge: str, ports: dict[str, str]) -> list[str]:
+    """Hold each port (host-side interface -> its instance's MAC) to its own
+    MAC before the bridge learns addresses; rules of ports that are gone are
+    removed. Returns a line per change."""
+    chains = _chains()
+    chain = mac_chain(bridge)
+    changes = ["MAC guard installed"] if _ensure_chain(chains, chain) else []
+    added, removed = _set_rules(chains, chain, [mac_rule(port, mac)
+                                                for port, mac in sorted(ports.items())])
+    changes += [f"MAC guard for {rule.split(' -i ')[1].split()[0]} added" for rule in added]
+    changes += [f"MAC guard for {rule.split(' -i ')[1].split()[0]} removed"
+                if " -i " in rule else f"stray rule removed: {rule}" for rule in removed]
+    return changes
+
+
+def _remove_chain(chain: str) -> bool:
+    chains = _chains()
+    if chain not in chains:
+        return False
+    for rule in chains.get(ENTRY, []):
+        if rule == f"-j {chain}":
+            _ebtables("-D", ENTRY, "-j", chain, check=False)
+    _ebtables("-F", chain)
+    _ebtables("-X", chain)
+    return True
+
+
+def remove_dhcp_guard(bridge: str) -> bool:
+    """Remove the DHCP guard (tests use it to show what it prevents)."""
+    return _remove_chain(dhcp_chain(bridge))
+
+
+def remove_mac_guard(bridge: str) -> bool:
+    """Remove the MAC guard of a bridge."""
+    return _remove_chain(mac_chain(bridge))

@@ -1,0 +1,102 @@
+"""Isolation between instances on Warren's shared bridge.
+
+Members are root in their containers, and every container sits on the one
+bridge, so each could claim a neighbour's address or MAC, or answer
+neighbours' DHCP. Three defences, each where it can be enforced:
+
+- LXD's NIC filtering on every instance's eth0 (security.mac_filtering,
+  security.ipv4_filtering, and security.ipv6_filtering where the bridge has
+  IPv6): frames only from the instance's MAC, ARP and IPv4 only from its
+  own address. New instances get it from provisioning.nic_device; the ones
+  made before that get it from filter_existing_nics.
+- Warren's DHCP guard (firewall.ensure_dhcp_guard): no DHCP server replies
+  or router advertisements from instances; the host's DHCP still answers.
+- Warren's MAC guard (firewall.sync_mac_guard): each port may only send
+  from its instance's MAC before the bridge learns addresses, so nobody
+  can draw a neighbour's traffic to their own port by taking its MAC.
+"""
+import logging
+
+from . import audit, firewall, lxd
+from .names import PROJECT_PREFIX, member_of
+from .passes import each_guarded
+from .projects import installation
+
+log = logging.getLogger(__name__)
+NIC = "eth0"
+
+
+def filtering_keys(network_config: dict) -> dict[str, str]:
+    """The NIC keys every instance on a bridge with this config must carry.
+
+    IPv6 filtering only where the bridge has IPv6: LXD 5.0.2 (xtables
+    driver) refuses it on a bridge without, as the chain its NDP rules go
+    into only exists for IPv6 bridges."""
+    keys = {"security.mac_filtering": "true", "security.ipv4_filtering": "true"}
+    if network_config.get("ipv6.address", "none") not in ("", "none"):
+        keys["security.ipv6_filtering"] = "true"
+    return keys
+
+
+def _unfiltered(db, settings, keys: dict) -> list[tuple[str, str, dict]]:
+    """(project, LXD name, keys to set) of this Warren's instances whose
+    eth0 lacks some of the keys, found by user.warren.id, not by name."""
+    client = lxd.connect(settings.lxd_socket)
+    addresses = {row["id"]: row["ipv4"] for row in db["instances"].rows}
+    found = []
+    for project in lxd.project_names(client, PROJECT_PREFIX, installation()):
+        scoped = lxd.connect(settings.lxd_socket, project=project)
+        for name, item in lxd.instance_devices(scoped).items():
+            config = item["config"]
+            if config.get("user.warren.installation") != installation() \
+                    or not config.get("user.warren.id", "").isdigit():
+                continue
+            nic = item["expanded_devices"].get(NIC)
+            if nic is None or nic.get("type") != "nic" \
+                    or all(nic.get(key) == value for key, value in keys.items()):
+                continue
+            wanted = dict(keys)
+            address = addresses.get(int(config["user.warren.id"]))
+            if not nic.get("ipv4.address") and address:
+                wanted["ipv4.address"] = address  # the address Warren reserved for it
+            found.append((project, name, wanted))
+    return found
+
+
+def filter_existing_nics(db, settings) -> list[str]:
+    """Turn LXD's NIC filtering on for this Warren's instances whose eth0
+    lacks it (LXD applies it live to a running instance, on the same veth);
+    a line per instance changed. One instance LXD refuses is logged and
+    skipped."""
+    keys = filtering_keys(lxd.network_config(lxd.connect(settings.lxd_socket),
+                                             settings.lxd_network))
+    changed = []
+
+    def apply(item):
+        project, name, wanted = item
+        if not lxd.set_device(lxd.connect(settings.lxd_socket, project=project), name, NIC, wanted):
+            return
+        line = f"NIC filtering turned on for {name} in {project}"
+        audit.record(db, audit.WORKER, "filter nic", name, member=member_of(project),
+                     detail=", ".join(f"{key}={value}" for key, value in sorted(wanted.items())))
+        log.info("isolation: %s", line)
+        changed.append(line)
+
+    each_guarded(_unfiltered(db, settings, keys), lambda item: f"NIC filtering of {item[1]}", apply)
+    return changed
+
+
+def guard_bridge(settings) -> list[str]:
+    """Put the DHCP guard back if it went missing and hold every running
+    instance's port on the bridge to its MAC (ports of stopped instances are
+    dropped); a line per change. A port gets its rule only when this runs,
+    so run it right after starting instances as well as periodically."""
+    lines = []
+    if firewall.ensure_dhcp_guard(settings.lxd_network, settings.network_address):
+        lines.append(f"DHCP guard on {settings.lxd_network} (re)installed")
+    ports = lxd.bridge_ports(lxd.connect(settings.lxd_socket), settings.lxd_network)
+    lines += [f"{settings.lxd_network}: {line}"
+              for line in firewall.sync_mac_guard(settings.lxd_network, ports)]
+    for line in lines:
+        log.info("isolation: %s", line)
+    return lines
