@@ -11,6 +11,7 @@ from app import dns as warren_dns, lxd
 from app.names import project_name
 from live import LiveWarren
 
+pytestmark = pytest.mark.slow
 ROUNDS = int(os.environ.get("CRASH_ROUNDS", "20"))  # a smaller number only when iterating
 STEPS = ("committed", "created", "started", "before-dns")
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGf4LHa0NAKnUXGQjJ3sTRb5KtcQ2yEMgoB0RX8n7H0d crash@test"
@@ -48,14 +49,14 @@ def recovered(live, wait):
 
 def assert_consistent(live, settings, zone):
     with sqlite3.connect(live.folder / "warren.sqlite3") as db:
-        rows = db.execute("SELECT name, fqdn, ipv4, status FROM instances").fetchall()
+        rows = db.execute("SELECT lxd_name, fqdn, ipv4, status FROM instances").fetchall()
         open_jobs = db.execute("SELECT count(*) FROM jobs WHERE state IN ('pending', 'running')").fetchone()[0]
         installation = db.execute("SELECT value FROM meta WHERE key = 'installation'").fetchone()[0]
     assert open_jobs == 0
     assert all(status == "ready" for *_, status in rows), rows
     scoped = lxd.connect(settings.lxd_socket, project=project_name(live.member))
     in_lxd = set(lxd.instance_states(scoped))
-    assert in_lxd == {f"{name}-{live.member}" for name, *_ in rows}  # no orphans either way
+    assert in_lxd == {lxd_name for lxd_name, *_ in rows}  # no orphans either way
     owned = {fqdn for fqdn, owner in warren_dns.owned_names(zone).items()
              if owner == f"{live.member}@{installation}"}
     assert owned == {fqdn for _, fqdn, _, _ in rows}  # DNS is exactly the desired set

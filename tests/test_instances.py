@@ -3,6 +3,7 @@ the real LXD and publishes them on the real named."""
 import json
 import time
 
+import pytest
 
 from app import addresses, dns as warren_dns, lxd, quotas
 from app.names import project_name
@@ -76,6 +77,7 @@ def test_power_actions(settings, worker, members):
         assert member_instance(settings, alice).status == expected
 
 
+@pytest.mark.slow
 def test_debian_instance_receives_keys_through_cloud_init(settings, worker, members, dig,
                                                           debian_image):
     alice = members()

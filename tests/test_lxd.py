@@ -81,6 +81,7 @@ def test_unknown_image_is_a_clear_error(lxd_client, instances, unique_name):
     assert not lxd_client.instances.exists(name)
 
 
+@pytest.mark.slow
 def test_debian_image_takes_ssh_key_through_cloud_init(lxd_client, settings, instances,
                                                        unique_name, debian_image):
     key = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGf4LHa0NAKnUXGQjJ3sTRb5KtcQ2yEMgoB0RX8n7H0d "

@@ -65,6 +65,7 @@ def _database_at_version_10(path) -> sqlite3.Connection:
     return db
 
 
+@pytest.mark.slow
 def test_upgrade_keeps_unique_names_and_renames_colliding_containers(tmp_path, settings):
     """Instances made before host-unique names survive the upgrade: a unique
     old name is kept as it is, colliding ones are renamed in LXD, running."""

@@ -8,6 +8,8 @@ from app import lxd
 from app.names import project_name
 from live import LiveWarren
 
+pytestmark = pytest.mark.slow
+
 REQUESTS = 50
 ROUNDS = 10
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGf4LHa0NAKnUXGQjJ3sTRb5KtcQ2yEMgoB0RX8n7H0d race@test"

@@ -105,6 +105,7 @@ def fast_reconcile(app):
     return 2
 
 
+@pytest.mark.slow
 def test_named_outage_during_creation(app, settings, zone, dig, fast_reconcile, worker, members,
                                       named_outage):
     alice = members()
@@ -171,6 +172,7 @@ def lxd_outage():
     lxd._image_cache.clear()  # what the test seeded must not reach later tests
 
 
+@pytest.mark.slow
 def test_lxd_outage_gives_a_clear_error_and_leaves_nothing_half_made(app, settings, dig, worker,
                                                                      members, lxd_outage):
     stop, start = lxd_outage

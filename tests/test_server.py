@@ -5,6 +5,8 @@ import pytest
 
 from live import PASSWORD, Browser, LiveWarren
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def live(tmp_path):

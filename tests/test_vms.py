@@ -15,6 +15,8 @@ from app.store import get_db
 from conftest import REPO, make_app, post_form
 from support import member_instance, dig_status, post_action, request_instance, wait_done, wait_gone
 
+pytestmark = [pytest.mark.vm, pytest.mark.slow]
+
 VMHOST = os.environ.get("WARREN_VMHOST_DIR", "/var/lib/warren/vmhost")
 VM_SOCKET = f"{VMHOST}/lxd/unix.socket"
 REPORT = re.compile(r"warren-vm: hostname=(\S+) cpus=(\d+) mem_kib=(\d+) keys=(\d+) addr=(\S*)")
