@@ -8,10 +8,11 @@ approving it can never overbook); a denial releases them.
 """
 import json
 
-from . import accounts, audit, jobs, members, quotas
+from . import accounts, audit, jobs, members, quotas, shares
 from .config import current_settings
 from .errors import Conflict, NotFound, ValidationError
 from .instances import record_event
+from .statuses import AWAITING_APPROVAL, DENIED, QUEUED
 from .store import get_db, now, transaction
 
 MAX_REASON = 500
@@ -81,7 +82,7 @@ def request_quota(user: dict, wanted_text: dict[str, str], reason: str) -> dict:
 
 
 def decide(actor: dict, approval_id: int, approve: bool,
-           reason: str) -> tuple[dict, members.ShareChange]:
+           reason: str) -> tuple[dict, shares.ShareChange]:
     """Approve or deny a waiting request (a denial needs a reason). A
     request is decided once: deciding it again changes nothing (Conflict).
     An approved quota takes effect, and reaches the member's LXD project,
@@ -104,7 +105,7 @@ def decide(actor: dict, approval_id: int, approve: bool,
         user = accounts.get_user(row["user_id"])
         if approve and user["disabled"]:
             raise Conflict(f"{user['username']} is disabled; enable the account first.")
-        with members.share_change(db) as change:
+        with shares.share_change(db) as change:
             if db["approvals"].get(approval_id)["state"] != "pending":  # decided meanwhile
                 raise Conflict(DECIDED)
             db["approvals"].update(approval_id, {
@@ -112,7 +113,7 @@ def decide(actor: dict, approval_id: int, approve: bool,
                 "decision": reason, "decided_at": now()})
             if row["kind"] == "quota" and approve:
                 user = accounts.get_user(row["user_id"])  # as it is inside the transaction
-                members.change_share(db, user["username"], user["tier"],
+                shares.change_share(db, user["username"], user["tier"],
                                      {**members.overrides_of(user), **json.loads(row["wanted"])})
                 change.members.append(user["username"])
             elif row["kind"] == "instance":
@@ -124,14 +125,14 @@ def decide(actor: dict, approval_id: int, approve: bool,
 
 def _decide_instance(db, row: dict, actor: dict, approve: bool, reason: str) -> None:
     instance = db["instances"].get(row["instance_id"])
-    if instance["status"] != "awaiting-approval":
+    if instance["status"] != AWAITING_APPROVAL:
         raise Conflict(f"{instance['fqdn']} is {instance['status']}, no longer waiting.")
     by = f" by {actor['username']}" + (f": {reason}" if reason else ".")
     if approve:
-        db["instances"].update(instance["id"], {"status": "queued", "updated_at": now()})
+        db["instances"].update(instance["id"], {"status": QUEUED, "updated_at": now()})
         record_event(db, instance["id"], "approved", "Approved" + by)
         jobs.enqueue(db, instance["id"], "provision")
     else:
-        db["instances"].update(instance["id"], {"status": "denied", "error": f"Denied{by}",
+        db["instances"].update(instance["id"], {"status": DENIED, "error": f"Denied{by}",
                                                 "ipv4": None, "updated_at": now()})
-        record_event(db, instance["id"], "denied", "Denied" + by)
+        record_event(db, instance["id"], DENIED, "Denied" + by)

@@ -5,7 +5,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from . import accounts, addresses, firewall, lxd, members, quotas, store
+from . import accounts, addresses, firewall, lxd, members, quotas, shares, store
 from .errors import WarrenError
 
 user_cli = AppGroup("user", help="Create accounts and reset passwords.")
@@ -86,7 +86,7 @@ def set_quota(username, tier, overrides):
     try:
         user = accounts.find_user(username)
         merged = {**members.overrides_of(user), **quotas.parse_overrides(_pairs(overrides))}
-        quota, change = members.set_quota(members.CLI, username, tier or user["tier"], merged)
+        quota, change = shares.set_quota(members.CLI, username, tier or user["tier"], merged)
     except WarrenError as error:
         _fail(error)
     click.echo(f"{username}: {_describe(quota)}")
@@ -107,7 +107,7 @@ def set_tier(name, values):
     """Create or change a tier, e.g. `tier set half memory=4GiB cpu_priority=5`; refused if the
     instances of a member on it would not fit or LXD refuses the limits."""
     try:
-        quota, change = members.set_tier(members.CLI, name, quotas.parse_overrides(_pairs(values)))
+        quota, change = shares.set_tier(members.CLI, name, quotas.parse_overrides(_pairs(values)))
     except WarrenError as error:
         _fail(error)
     click.echo(f"{name}: {_describe(quota)}")

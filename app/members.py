@@ -10,16 +10,13 @@ import hashlib
 import json
 import logging
 import secrets
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from . import accounts, audit, jobs, lxd, projects, quotas, sessions
 from .config import current_settings
-from .errors import BackendUnavailable, Conflict, NotFound, ValidationError, WarrenError
+from .errors import Conflict, NotFound, ValidationError, WarrenError
 from .names import project_name
 from .passes import each_guarded
-from .profiles import current_profiles
 from .statuses import BUSY, DELETING, READY
 from .store import get_db, now, transaction
 
@@ -107,118 +104,6 @@ def accept_invite(token: str, username: str, password: str) -> dict:
     return user
 
 
-def _fit_problems(db, user: dict, quota: quotas.Quota) -> list[str]:
-    """Why a member's current instances would not fit a new quota."""
-    used = quotas.usage(db, user["id"])
-    problems = [f"{label}: uses {used_text}, the new allowance is {allowed}"
-                for label, used_text, allowed in quotas.exceeded(quota, used)]
-    if not quota.nesting:
-        profiles = current_profiles()
-        nested = [row["name"] for row in db["instances"].rows_where(
-            "user_id = ? AND status NOT IN ('failed', 'denied')", [user["id"]])
-            if profiles.get(row["profile"]) is not None and profiles[row["profile"]].nesting]
-        if nested:
-            problems.append(f"nesting: {', '.join(nested)} use(s) a nesting profile")
-    return problems
-
-
-@dataclass
-class ShareChange:
-    """Members whose share changes in one transaction, and how LXD took it."""
-    members: list[str] = field(default_factory=list)  # whose LXD projects must follow
-    projects: list[str] = field(default_factory=list)  # the LXD projects updated
-    unreachable: str | None = None  # why LXD could not be asked; its next pass applies it
-
-
-@contextmanager
-def share_change(db):
-    """A transaction for share changes (the block adds the members it
-    changes to `members`), applied to those members' LXD projects before
-    it commits. If LXD refuses, nothing is saved: the transaction rolls
-    back, the projects get the old limits again, and the error gives LXD's
-    reason. If LXD cannot be reached, the change is saved and the worker's
-    next pass brings the projects in line."""
-    change, refused = ShareChange(), []
-    try:
-        with transaction(db):
-            yield change
-            if change.members:
-                try:
-                    change.projects = projects.sync_existing(current_settings(), db, change.members)
-                except BackendUnavailable as error:
-                    log.warning("LXD projects of %s follow later: %s", ", ".join(change.members), error)
-                    change.unreachable = str(error)
-                except WarrenError as error:
-                    refused.append(error)
-                    raise
-    except WarrenError as error:
-        if not refused or error is not refused[0]:
-            raise
-        try:  # LXD may have taken part of it (the project, not a profile): put the old back
-            projects.sync_existing(current_settings(), db, change.members)
-        except WarrenError as again:
-            log.warning("LXD projects of %s not put back now (the worker's next pass does): %s",
-                        ", ".join(change.members), again)
-        if isinstance(error, ValidationError):
-            raise  # a bad profile file, not LXD: nothing was saved either
-        raise type(error)(f"LXD refused the new limits, so nothing was saved: {error}") from error
-
-
-def change_share(db, username: str, tier: str, overrides: dict) -> quotas.Quota:
-    """Inside the caller's share_change: give a member a tier and exactly
-    these overrides. Refused, naming each bound or resource, if a value is
-    out of bounds or their instances would not fit."""
-    quotas.check_bounds(overrides)
-    if tier not in quotas.tiers(db):
-        raise ValidationError({"tier": [f"Choose one of {', '.join(quotas.tiers(db))}."]})
-    user = accounts.find_user(username)
-    candidate = {**user, "tier": tier, "quota_overrides": json.dumps(overrides)}
-    quota = quotas.quota_for(db, candidate)
-    problems = _fit_problems(db, user, quota)
-    if problems:
-        raise Conflict(f"{username}'s instances would not fit: " + "; ".join(problems)
-                       + ". Lower their use first or choose more.")
-    db["users"].update(user["id"], {"tier": tier,
-                                    "quota_overrides": json.dumps(overrides, sort_keys=True)})
-    return quota
-
-
-def set_quota(actor: dict, username: str, tier: str,
-              overrides: dict) -> tuple[quotas.Quota, ShareChange]:
-    """Give a member a tier and exactly these overrides (others follow the
-    tier). Refused, naming each resource, if their instances would not fit,
-    and not saved if LXD refuses the new limits for their project."""
-    db = get_db()
-    accounts.find_user(username)
-    with audit.audited(db, actor["username"], "account.quota", username, member=username,
-                       detail=f"tier {tier}, overrides {json.dumps(overrides, sort_keys=True)}"):
-        with share_change(db) as change:
-            quota = change_share(db, username, tier, overrides)
-            change.members.append(username)
-    return quota, change
-
-
-def set_tier(actor: dict, name: str, values: dict) -> tuple[quotas.Quota, ShareChange]:
-    """Create a tier or change some of its values; refused, naming the
-    members, if the instances of a member on the tier would not fit, and
-    not saved if LXD refuses the new limits for any of their projects."""
-    db = get_db()
-    with audit.audited(db, actor["username"], "tier.set", name or "-",
-                       detail=json.dumps(values, sort_keys=True, default=str)):
-        with share_change(db) as change:
-            quota = quotas.set_tier(db, name, values)
-            over = []
-            for user in list(db["users"].rows_where("tier = ? AND deleting = 0", [name],
-                                                    order_by="username")):
-                problems = _fit_problems(db, user, quotas.quota_for(db, user))
-                if problems:
-                    over.append(f"{user['username']} ({'; '.join(problems)})")
-                change.members.append(user["username"])
-            if over:
-                raise Conflict("Instances would not fit: " + ", ".join(over) + ".")
-    return quota, change
-
-
 def _guard_self(actor: dict, username: str, what: str) -> dict:
     user = accounts.find_user(username)
     if user["id"] == actor["id"]:
@@ -271,8 +156,9 @@ def delete_member(actor: dict, username: str, confirmation: str) -> int:
             count = 0
             for row in db["instances"].rows_where("user_id = ?", [user["id"]]):
                 count += 1
-                if row["status"] != "deleting":
-                    db["instances"].update(row["id"], {"status": "deleting", "updated_at": now()})
+                if row["status"] != DELETING:
+                    db["instances"].update(row["id"], {"status": DELETING, "updated_at": now()})
+                    jobs.cancel_power(db, row["id"])
                     jobs.enqueue(db, row["id"], "delete")
     jobs.wake_worker(current_settings())
     return count

@@ -14,6 +14,7 @@ from .names import PROJECT_PREFIX, project_name
 from .passes import each_guarded
 from .profiles import current_profiles
 from .quotas import Quota
+from .statuses import READY
 
 _applied: dict[str, str] = {}  # project -> digest of what was last applied
 _applied_lock = threading.Lock()
@@ -164,8 +165,8 @@ def _sync_priorities(settings, db, user: dict, quota, profiles: dict) -> None:
     """Give the member's instances the CPU priority their share now allows
     (LXD applies it live)."""
     scoped = lxd.connect(settings.lxd_socket, project=project_name(user["username"]))
-    for row in db["instances"].rows_where("user_id = ? AND status = 'ready' "
-                                          "AND instance_type = 'container'", [user["id"]]):
+    for row in db["instances"].rows_where("user_id = ? AND status = ? AND instance_type = 'container'",
+                                          [user["id"], READY]):
         profile = profiles.get(row["profile"])
         if profile is not None:
             lxd.set_config(scoped, row["lxd_name"], "limits.cpu.priority",

@@ -9,6 +9,7 @@ import re
 from dataclasses import asdict, dataclass, fields, replace
 
 from .errors import NotFound, QuotaExceeded, ValidationError
+from .statuses import RELEASED, sql_list
 from .units import UNITS, format_size, parse_size, shown
 
 GiB = 1024 ** 3
@@ -140,7 +141,8 @@ def usage(db, user_id: int) -> dict:
     """What a member's instances take now (failed and denied requests hold nothing)."""
     row = db.execute(
         "SELECT count(*), coalesce(sum(cpu), 0), coalesce(sum(memory), 0), coalesce(sum(disk), 0), "
-        "coalesce(sum(processes), 0) FROM instances WHERE user_id = ? AND status NOT IN ('failed', 'denied')",
+        "coalesce(sum(processes), 0) FROM instances WHERE user_id = ? "
+        f"AND status NOT IN {sql_list(RELEASED)}",
         [user_id]).fetchone()
     return dict(zip(("instances", "cpu", "memory", "disk", "processes"), row))
 

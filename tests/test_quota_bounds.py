@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from app import lxd, quotas
+from app import lxd, quotas, shares
 from app.errors import ValidationError
 from app.projects import project_name
 from app.store import get_db
@@ -120,7 +120,7 @@ def test_set_quota_refuses_stored_values_out_of_bounds(app, make_user):
     from app import members
     make_user("alice")
     with app.test_request_context(), pytest.raises(ValidationError) as caught:
-        members.set_quota(members.CLI, "alice", "full", {"instances": 10 ** 30})
+        shares.set_quota(members.CLI, "alice", "full", {"instances": 10 ** 30})
     assert caught.value.errors == {"instances": ["must be a whole number from 0 to 1000"]}
     assert overrides(app, "alice") == ({}, "full")
 

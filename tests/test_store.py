@@ -4,6 +4,11 @@ import pytest
 from app import store
 
 
+def user_row() -> dict:
+    return {"username": "bob", "password_hash": "x", "role": "member",
+            "created_at": store.now(), "password_changed_at": store.now()}
+
+
 def test_migrate_creates_the_schema_and_is_idempotent(tmp_path):
     db = store.connect(str(tmp_path / "w.sqlite3"))
     assert store.schema_version(db) == 0
@@ -34,8 +39,7 @@ def test_every_migration_file_applies_statement_by_statement(tmp_path):
 def test_ids_are_never_handed_out_twice(tmp_path):
     db = store.connect(str(tmp_path / "w.sqlite3"))
     store.migrate(db)
-    row = {"username": "bob", "password_hash": "x", "role": "member",
-           "created_at": store.now(), "password_changed_at": store.now()}
+    row = user_row()
     with store.transaction(db):
         first = store.new_id(db, "users")
         db["users"].insert({**row, "id": first})
@@ -56,8 +60,7 @@ def test_a_newer_schema_is_refused(tmp_path):
 def test_transaction_rolls_back_on_error(tmp_path):
     db = store.connect(str(tmp_path / "w.sqlite3"))
     store.migrate(db)
-    row = {"username": "bob", "password_hash": "x", "role": "member",
-           "created_at": store.now(), "password_changed_at": store.now()}
+    row = user_row()
     with pytest.raises(RuntimeError):
         with store.transaction(db):
             db["users"].insert(row)

@@ -2,7 +2,7 @@
 disable, re-enable, delete."""
 from flask import flash, g, redirect, render_template, request, url_for
 
-from ... import accounts, instances, members, quotas
+from ... import accounts, instances, members, quotas, shares
 from ...errors import BackendError, Conflict, ValidationError, status_for
 from ...forms import (QUOTA_FIELDS, DeleteMemberForm, EmptyForm, InviteForm, MemberCreateForm,
                       QuotaForm, show_errors)
@@ -68,7 +68,7 @@ def user(username):
         return _user_page(member, form, DeleteMemberForm())
     try:
         overrides = quotas.parse_overrides(form.values_text())
-        _, change = members.set_quota(g.user, username, form.tier.data, overrides)
+        _, change = shares.set_quota(g.user, username, form.tier.data, overrides)
     except ValidationError as error:
         show_errors(form, error.errors)
         return _user_page(member, form, DeleteMemberForm(), 422)
@@ -79,7 +79,7 @@ def user(username):
     return redirect(url_for("admin.user", username=username), 303)
 
 
-def _saved(username: str, change: members.ShareChange) -> str:
+def _saved(username: str, change: shares.ShareChange) -> str:
     if change.unreachable:
         return (f"Saved {username}'s share, but LXD is not reachable now: the worker brings "
                 "their LXD project in line on its next pass.")
