@@ -11,8 +11,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
+from . import safe_yaml
 from .errors import ValidationError
 from .units import UNITS, format_size, parse_size, shown
 
@@ -20,14 +19,8 @@ from .units import UNITS, format_size, parse_size, shown
 NAME = re.compile(r"[a-z][a-z0-9-]{0,30}[a-z0-9]")
 # A share of one CPU (1-100%) or a hard cap: quota/period, the period at most 1 s.
 CPU_ALLOWANCE = re.compile(r"([1-9][0-9]?|100)%|[1-9][0-9]{0,5}ms/([1-9][0-9]{0,2}|1000)ms")
-MAX_TEXT = 64 * 1024  # bytes of YAML; a profile is a few hundred
-# Mapping and list levels: a profile has two (its fields, then limits, config
-# or images). The bound is checked before the document is built, since
-# PyYAML's composer recurses once per level.
-MAX_DEPTH = 4
 MAX_CONFIG_TEXT = 100  # characters of a free-text config value (snapshots.*)
 MAX_SIZE = UNITS["PiB"]
-ANCHORS = "uses YAML anchors or aliases (& and *): anchors and aliases are not allowed"
 INSTANCE_TYPES = ("container", "virtual-machine")
 # LXD keys a profile may set besides the limits Warren derives from `limits`.
 ALLOWED_CONFIG = {
@@ -192,70 +185,12 @@ def _limits(raw, errors: dict, vm: bool = False) -> Limits | None:
     return Limits(**values)
 
 
-class _Loader(yaml.SafeLoader):
-    """The safe loader, except that a number too long for Python or a date
-    that does not exist is read as text: the field's own check then says
-    what it wants, where PyYAML would raise ValueError."""
-
-    def construct_yaml_int(self, node):
-        try:
-            return super().construct_yaml_int(node)
-        except ValueError:
-            return self.construct_scalar(node)
-
-    def construct_yaml_timestamp(self, node):
-        try:
-            return super().construct_yaml_timestamp(node)
-        except ValueError:
-            return self.construct_scalar(node)
-
-
-_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
-_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_timestamp)
-
-
-def _check_events(text: str, source: str) -> None:
-    """Refuse anchors and aliases (a few hundred bytes of them expand to
-    gigabytes) and nesting past MAX_DEPTH, from the parser's events, which
-    PyYAML produces without recursion and before anything is built."""
-    depth = 0
-    for event in yaml.parse(text, Loader=_Loader):
-        if isinstance(event, yaml.NodeEvent) and event.anchor is not None:
-            raise ValidationError({source: [ANCHORS]})
-        if isinstance(event, yaml.CollectionStartEvent):
-            depth += 1
-            if depth > MAX_DEPTH:
-                raise ValidationError({source: [f"is nested deeper than {MAX_DEPTH} levels; a "
-                                                "profile needs two (its fields, then limits, "
-                                                "config or images)"]})
-        elif isinstance(event, yaml.CollectionEndEvent):
-            depth -= 1
-
-
-def _load_yaml(text: str, source: str):
-    """The document's data; ValidationError, naming the source, for YAML
-    that is too long, unreadable, or uses what a profile has no need for."""
-    if len(text) > MAX_TEXT:
-        raise ValidationError({source: [f"is longer than {format_size(MAX_TEXT)}; a profile "
-                                        "takes a few hundred bytes"]})
-    try:
-        _check_events(text, source)
-        return yaml.load(text, Loader=_Loader)
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise ValidationError({source: [f"is not valid YAML: {shown(error.problem or '', 60)}"
-                                        f"{where}"]}) from None
-    except yaml.YAMLError as error:  # e.g. characters YAML does not allow
-        raise ValidationError({source: [f"is not valid YAML: {shown(str(error), 60)}"]}) from None
-
-
 def parse_profile(name: str, text: str, source: str) -> Profile:
     """One profile from YAML text; ValidationError names source, field, reason."""
     errors: dict[str, list[str]] = {}
     if not NAME.fullmatch(name):
         errors["name"] = ["use 2 to 32 lower-case letters, digits or hyphens, starting with a letter"]
-    raw = _load_yaml(text, source)
+    raw = safe_yaml.load(text, source)
     if not isinstance(raw, dict):
         raise ValidationError({f"{source}": ["must be a YAML mapping of profile fields"]})
     for unknown in sorted(set(raw) - FIELDS, key=shown):
