@@ -32,7 +32,9 @@ def translated(action: str):
         raise Conflict(f"{action}: LXD reports a conflict ({error})") from error
     except lxd_exceptions.LXDAPIException as error:
         raise LxdError(f"{action}: LXD refused: {error}") from error
-    except (lxd_exceptions.ClientConnectionFailed, requests.ConnectionError) as error:
+    except (lxd_exceptions.ClientConnectionFailed, requests.RequestException) as error:
+        # RequestException: also a socket path that does not exist, which
+        # pylxd takes for a URL without a scheme.
         raise BackendUnavailable(f"{action}: LXD is not reachable ({error})") from error
 
 

@@ -108,3 +108,9 @@ def test_debian_image_takes_ssh_key_through_cloud_init(lxd_client, settings, ins
     assert hostname.strip() == name
     address = wait_for(lambda: lxd.ipv4_address(instance), timeout=60)
     assert ipaddress.IPv4Address(address) in lxd.network_range(settings.network_address)
+
+
+def test_a_socket_that_does_not_exist_means_lxd_is_unreachable(tmp_path):
+    from app.errors import BackendUnavailable
+    with pytest.raises(BackendUnavailable, match="LXD is not reachable"):
+        lxd.connect(str(tmp_path / "no-such" / "unix.socket"))
