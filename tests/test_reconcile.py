@@ -169,7 +169,7 @@ def lxd_outage():
     yield stop, start
     if subprocess.run(["lxc", "info"], capture_output=True).returncode != 0:
         start()
-    lxd._image_cache.clear()  # what the test seeded must not reach later tests
+    lxd.forget_cached()  # what the test seeded must not reach later tests
 
 
 @pytest.mark.slow
@@ -180,7 +180,7 @@ def test_lxd_outage_gives_a_clear_error_and_leaves_nothing_half_made(app, settin
     launch(alice, name="before")  # the member's project exists and works
     stop()
     # A request that needs LXD to check the image gets a clear error and creates nothing.
-    lxd._image_cache.clear()
+    lxd.forget_cached()
     response = request_instance(alice, expect=503, name="during")
     assert "LXD is not reachable" in response.get_data(as_text=True)
     with app.app_context():

@@ -1,0 +1,33 @@
+"""The only package that talks to LXD (through pylxd), one module per part
+of LXD: the client and its error translation (client), the host's pool,
+bridge, images and resources (host), instances (instances), projects and
+their profiles (projects), and usage figures (metrics).
+
+pylxd's exceptions become Warren's LxdError / BackendUnavailable / NotFound /
+Conflict here, so callers never see the library. Every call waits for its
+operation to finish (wait=True): nothing returns while LXD is still working.
+Callers use the package (`lxd.create_instance(...)`), not its modules.
+"""
+from .client import IMAGE_CACHE_SECONDS, cached, connect, forget_cached, server_info, translated
+from .host import (DRIVERS, bridge_config, bridge_ports, ensure_default_profile, ensure_network,
+                   ensure_storage_pool, host_resources, image_aliases, image_properties,
+                   instance_types, network_config, network_range)
+from .instances import (create_instance, delete_instance, execute, get_instance, instance_configs,
+                        instance_devices, instance_states, ipv4_address, push_file,
+                        rename_instance, set_config, set_device, set_power, start_instance)
+from .metrics import cpu_seconds, instance_usage
+from .projects import (delete_profile, delete_project, ensure_profile, ensure_project,
+                       profile_names, project_exists, project_names)
+
+__all__ = [
+    "IMAGE_CACHE_SECONDS", "cached", "connect", "forget_cached", "server_info", "translated",
+    "DRIVERS", "bridge_config", "bridge_ports", "ensure_default_profile", "ensure_network",
+    "ensure_storage_pool", "host_resources", "image_aliases", "image_properties",
+    "instance_types", "network_config", "network_range",
+    "create_instance", "delete_instance", "execute", "get_instance", "instance_configs",
+    "instance_devices", "instance_states", "ipv4_address", "push_file", "rename_instance",
+    "set_config", "set_device", "set_power", "start_instance",
+    "cpu_seconds", "instance_usage",
+    "delete_profile", "delete_project", "ensure_profile", "ensure_project", "profile_names",
+    "project_exists", "project_names",
+]

@@ -1,0 +1,147 @@
+"""This host's LXD as Warren sets it up and reads it: storage pool, bridge,
+the default profile, drivers, images, resources."""
+import ipaddress
+
+import pylxd
+
+from ..errors import LxdError
+from .client import cached, connect, translated
+
+
+DRIVERS = {"container": "lxc", "virtual-machine": "qemu"}
+
+
+def instance_types(socket_path: str) -> dict[str, str | None]:
+    """Instance type -> None when this LXD can run it, else the reason LXD
+    gives (its "Instance type not operational" warning, e.g. "vhost_vsock
+    kernel module not loaded")."""
+    def load():
+        client = connect(socket_path)
+        with translated("reading LXD server info"):
+            info = client.api.get().json()["metadata"]["environment"]
+            drivers = {driver.strip() for driver in info.get("driver", "").split("|")}
+            missing = [kind for kind, driver in DRIVERS.items() if driver not in drivers]
+            reasons = []
+            if missing:
+                warnings = client.api.warnings.get(params={"recursion": 1}).json()["metadata"] or []
+                reasons = [warning["last_message"] for warning in warnings
+                           if warning["type"] == "Instance type not operational"]
+        return {kind: None if kind not in missing else
+                (reasons[0] if reasons else f"LXD has no {DRIVERS[kind]} driver on this server")
+                for kind in DRIVERS}
+    return cached(("instance types", socket_path), load)
+
+
+def ensure_storage_pool(client: pylxd.Client, name: str, size: str) -> bool:
+    """Create a loop-file btrfs pool unless it exists; True when created.
+
+    btrfs, not dir: only a quota-capable driver makes root disk sizes real."""
+    with translated(f"storage pool {name}"):
+        if client.storage_pools.exists(name):
+            driver = client.storage_pools.get(name).driver
+            if driver != "btrfs":
+                raise LxdError(f"storage pool {name} uses the {driver} driver; Warren needs btrfs "
+                               "so disk limits hold (set WARREN_LXD_STORAGE_POOL to another name)")
+            return False
+        client.storage_pools.create({"name": name, "driver": "btrfs", "config": {"size": size}})
+        return True
+
+
+def bridge_config(address: str, dhcp_range: str) -> dict:
+    """The managed bridge's config: our range, DHCP (static leases for Warren's
+    instances, a small dynamic range for the rest), no NAT, no IPv6.
+
+    dns.mode=none: names are published in Warren's own zone, and without it
+    LXD refuses two members' instances that share a name (web.alice and
+    web.bob) because dnsmasq's names are per bridge, not per project."""
+    return {"ipv4.address": address, "ipv4.nat": "false", "ipv4.dhcp": "true",
+            "ipv4.dhcp.ranges": dhcp_range, "ipv6.address": "none", "dns.mode": "none"}
+
+
+def ensure_network(client: pylxd.Client, name: str, address: str, dhcp_range: str) -> bool:
+    """Create the bridge, or bring its config back in line; True when changed."""
+    wanted = bridge_config(address, dhcp_range)
+    with translated(f"network {name}"):
+        if client.networks.exists(name):
+            network = client.networks.get(name)
+            if network.type != "bridge" or not network.managed:
+                raise LxdError(f"network {name} exists but is not a managed bridge")
+            if all(network.config.get(key) == value for key, value in wanted.items()):
+                return False
+            network.config.update(wanted)
+            network.save(wait=True)
+            return True
+        client.networks.create(name, type="bridge", config=wanted,
+                               description="Warren member instances (no NAT)")
+        return True
+
+
+def network_range(address: str) -> ipaddress.IPv4Network:
+    """The IPv4 network a bridge address belongs to."""
+    return ipaddress.IPv4Interface(address).network
+
+
+def ensure_default_profile(client: pylxd.Client, pool: str, network: str) -> bool:
+    """Give the default project's default profile a root disk and a NIC, so
+    a plain `lxc launch` by an admin lands on Warren's pool and bridge."""
+    with translated("default profile"):
+        profile = client.profiles.get("default")
+        devices = dict(profile.devices)
+        changed = False
+        if "root" not in devices:
+            devices["root"] = {"type": "disk", "path": "/", "pool": pool}
+            changed = True
+        if "eth0" not in devices:
+            devices["eth0"] = {"type": "nic", "nictype": "bridged", "parent": network, "name": "eth0"}
+            changed = True
+        if changed:
+            profile.devices = devices
+            profile.save(wait=True)
+        return changed
+
+
+def network_config(client: pylxd.Client, name: str) -> dict:
+    """The config of a managed network."""
+    with translated(f"network {name}"):
+        return dict(client.networks.get(name).config)
+
+
+def bridge_ports(client: pylxd.Client, bridge: str) -> dict[str, str]:
+    """Host-side interface -> MAC address of every running instance NIC on
+    the bridge, in every project (one request)."""
+    with translated("listing instances of all projects"):
+        items = client.api.instances.get(
+            params={"recursion": 1, "all-projects": "true"}).json()["metadata"]
+    ports = {}
+    for item in items:
+        if item["status"] not in ("Running", "Frozen"):  # only these have a host-side interface
+            continue
+        for device, spec in item["expanded_devices"].items():
+            if spec.get("type") != "nic" or bridge not in (spec.get("network"), spec.get("parent")):
+                continue
+            host_name = item["config"].get(f"volatile.{device}.host_name")
+            mac = spec.get("hwaddr") or item["config"].get(f"volatile.{device}.hwaddr")
+            if host_name and mac:
+                ports[host_name] = mac.lower()
+    return ports
+
+
+def image_aliases(client: pylxd.Client) -> set[str]:
+    """The image aliases known to the server."""
+    with translated("listing images"):
+        return {alias["name"] for image in client.images.all() for alias in image.aliases}
+
+
+def image_properties(client: pylxd.Client, alias: str) -> dict:
+    """The properties of the image behind an alias (os, warren.cloud-init, ...)."""
+    def load():
+        with translated(f"image {alias}"):
+            return dict(client.images.get_by_alias(alias).properties)
+    return cached(("properties", id(client), alias), load)
+
+
+def host_resources(client: pylxd.Client) -> dict:
+    """The host's CPU threads and memory, from /1.0/resources."""
+    with translated("reading host resources"):
+        resources = client.api.resources.get().json()["metadata"]
+    return {"cpu": resources["cpu"]["total"], "memory": resources["memory"]["total"]}

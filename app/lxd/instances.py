@@ -1,0 +1,202 @@
+"""Instances: create, start, stop, rename, delete, configure, run commands
+and write files in them, and list them with their state and devices."""
+import fcntl
+import os
+import time
+from contextlib import contextmanager
+
+import pylxd
+from pylxd import exceptions as lxd_exceptions
+
+from ..errors import NotFound
+from .client import translated
+
+
+@contextmanager
+def _host_lock(path: str | None):
+    """An exclusive lock shared by every process on the host (flock)."""
+    if path is None:
+        yield
+        return
+    handle = os.open(path, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)
+
+
+def create_instance(client: pylxd.Client, name: str, image: str, *, config: dict | None = None,
+                    devices: dict | None = None, profiles: list[str] | None = None,
+                    instance_type: str = "container", lock_path: str | None = None):
+    """Create (not start) an instance from a local image alias.
+
+    With lock_path, creations are serialised host-wide: LXD 5.0 computes an
+    isolated id map while another container being created still has no
+    volatile.idmap.base, reads it as 0, and hands out a range below the
+    subordinate ids, which then fails to start."""
+    spec = {"name": name, "type": instance_type, "source": {"type": "image", "alias": image},
+            "config": config or {}, "devices": devices or {}, "profiles": profiles or []}
+    with _host_lock(lock_path), translated(f"creating instance {name}"):
+        return client.instances.create(spec, wait=True)
+
+
+def start_instance(instance) -> None:
+    """Start an instance and wait until LXD reports it running."""
+    with translated(f"starting instance {instance.name}"):
+        instance.start(wait=True)
+
+
+def delete_instance(client: pylxd.Client, name: str, attempts: int = 20) -> bool:
+    """Stop (forcefully) and delete an instance; False when it did not exist.
+
+    Retries while LXD is still busy with another operation on it (a start
+    that just failed is followed by LXD's own stop)."""
+    with translated(f"deleting instance {name}"):
+        for attempt in range(attempts):
+            try:
+                instance = client.instances.get(name)
+            except lxd_exceptions.NotFound:
+                return False
+            try:
+                if instance.status != "Stopped":
+                    instance.stop(force=True, wait=True)
+                instance.delete(wait=True)
+                return True
+            except lxd_exceptions.LXDAPIException as error:
+                if "busy" not in str(error).lower() or attempt == attempts - 1:
+                    raise
+                time.sleep(0.25)
+
+
+def rename_instance(client: pylxd.Client, name: str, new_name: str) -> None:
+    """Rename an instance; LXD renames only stopped ones, so a running one
+    is stopped (cleanly, forced after 30 s) and started again."""
+    with translated(f"renaming instance {name} to {new_name}"):
+        instance = client.instances.get(name)
+        running = instance.status == "Running"
+        if running:
+            try:
+                instance.stop(timeout=30, wait=True)
+            except lxd_exceptions.LXDAPIException:
+                instance.stop(force=True, wait=True)
+        instance.rename(new_name, wait=True)
+        if running:
+            client.instances.get(new_name).start(wait=True)
+
+
+def execute(instance, command: list[str]) -> tuple[int, str, str]:
+    """Run a command inside an instance: (exit code, stdout, stderr)."""
+    with translated(f"running {command[0]} in {instance.name}"):
+        result = instance.execute(command)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def set_config(client: pylxd.Client, name: str, key: str, value: str) -> bool:
+    """Set one config key of an instance (live where LXD can); True if changed."""
+    with translated(f"configuring {name}"):
+        instance = client.instances.get(name)
+        if instance.config.get(key) == value:
+            return False
+        instance.config[key] = value
+        instance.save(wait=True)
+        return True
+
+
+def set_device(client: pylxd.Client, name: str, device: str, settings: dict) -> bool:
+    """Set keys on one of an instance's own devices (live where LXD can);
+    True if changed.
+
+    A device that only comes from a profile is copied onto the instance
+    first. PATCH with the instance's ETag: only this device is sent, and a
+    concurrent change to the instance makes LXD refuse instead of losing it."""
+    with translated(f"configuring device {device} of {name}"):
+        node = client.api.instances[name]
+        response = node.get()
+        current = response.json()["metadata"]
+        wanted = dict(current["devices"].get(device)
+                      or current["expanded_devices"].get(device) or {})
+        if not wanted:
+            raise NotFound(f"instance {name} has no device {device}")
+        if current["devices"].get(device) == {**wanted, **settings}:
+            return False
+        wanted.update(settings)
+        node.patch(json={"devices": {device: wanted}, "description": current["description"]},
+                   headers={"If-Match": response.headers.get("ETag", "")})
+        return True
+
+
+def get_instance(client: pylxd.Client, name: str):
+    """The instance with this name in the client's project, or None."""
+    with translated(f"reading instance {name}"):
+        try:
+            return client.instances.get(name)
+        except lxd_exceptions.NotFound:
+            return None
+
+
+def push_file(instance, path: str, content: str, mode: int = 0o600, uid: int = 0, gid: int = 0,
+              directory_mode: int = 0o700) -> None:
+    """Write a file into an instance (works while it is stopped, too),
+    creating its directory when the first attempt finds it missing."""
+    folder = path.rsplit("/", 1)[0] or "/"
+    with translated(f"writing {path} in {instance.name}"):
+        try:
+            instance.files.put(path, content.encode(), mode=oct(mode)[2:], uid=uid, gid=gid)
+        except lxd_exceptions.LXDAPIException as error:
+            if "not found" not in str(error).lower() and "no such file" not in str(error).lower():
+                raise
+            instance.files.mk_dir(folder, mode=oct(directory_mode)[2:], uid=uid, gid=gid)
+            instance.files.put(path, content.encode(), mode=oct(mode)[2:], uid=uid, gid=gid)
+
+
+def set_power(instance, action: str, timeout: int = 30) -> None:
+    """start, stop or restart; a clean shutdown that is forced after timeout."""
+    with translated(f"{action} {instance.name}"):
+        instance.sync()
+        if action == "start":
+            if instance.status != "Running":
+                instance.start(wait=True)
+            return
+        if instance.status == "Running":
+            try:
+                instance.stop(timeout=timeout, wait=True)
+            except lxd_exceptions.LXDAPIException:
+                instance.stop(force=True, wait=True)
+        if action == "restart":
+            instance.start(wait=True)
+
+
+def _instance_list(client: pylxd.Client) -> list[dict]:
+    """Every instance of the client's project in one request (clean names:
+    pylxd's .all() appends ?project= to them)."""
+    with translated("listing instances"):
+        return client.api.instances.get(params={"recursion": 1}).json()["metadata"]
+
+
+def instance_states(client: pylxd.Client) -> dict[str, str]:
+    """Name -> status (Running, Stopped, ...) of every instance in the project."""
+    return {item["name"]: item["status"] for item in _instance_list(client)}
+
+
+def instance_devices(client: pylxd.Client) -> dict[str, dict]:
+    """Name -> status, config, own devices and expanded devices of every
+    instance in the client's project (one request)."""
+    return {item["name"]: {key: item[key] for key in
+                           ("status", "config", "devices", "expanded_devices")}
+            for item in _instance_list(client)}
+
+
+def instance_configs(client: pylxd.Client) -> dict[str, dict]:
+    """Name -> config of every instance in the client's project (one request)."""
+    return {item["name"]: item["config"] for item in _instance_list(client)}
+
+
+def ipv4_address(instance) -> str | None:
+    """The instance's global IPv4 on eth0 as it reports it, if any."""
+    with translated(f"reading state of {instance.name}"):
+        state = instance.state()
+    for address in (state.network or {}).get("eth0", {}).get("addresses", []):
+        if address["family"] == "inet" and address["scope"] == "global":
+            return address["address"]
+    return None
