@@ -153,7 +153,8 @@ def setup_lxd():
         made = lxd.ensure_storage_pool(client, settings.lxd_storage_pool, settings.lxd_pool_size)
         click.echo(f"storage pool {settings.lxd_storage_pool}: {'created' if made else 'present'}")
         made = lxd.ensure_network(client, settings.lxd_network, settings.network_address,
-                                  addresses.dynamic_range(settings.network_address))
+                                  addresses.dynamic_range(settings.network_address),
+                                  mode=settings.network_mode)
         click.echo(f"network {settings.lxd_network}: {'configured' if made else 'present'}")
         made = firewall.ensure_dhcp_guard(settings.lxd_network, settings.network_address)
         click.echo(f"DHCP guard on {settings.lxd_network}: {'installed' if made else 'present'}")

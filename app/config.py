@@ -23,6 +23,7 @@ PREFIX = "WARREN_"
 REPO_DIR = Path(__file__).resolve().parent.parent
 LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 SIZE = re.compile(r"^[1-9][0-9]*(B|KiB|MiB|GiB|TiB)$")
+NETWORK_MODES = ("isolated", "nat", "routed")
 
 
 def _text(value: str) -> str:
@@ -95,6 +96,13 @@ def _size(value: str) -> str:
     return value
 
 
+def _network_mode(value: str) -> str:
+    mode = value.strip().lower()
+    if mode not in NETWORK_MODES:
+        raise ValueError(f"{value!r} is not a network mode (use {', '.join(NETWORK_MODES)})")
+    return mode
+
+
 def _words(value: str) -> tuple[str, ...]:
     return tuple(value.split())
 
@@ -144,6 +152,9 @@ KEYS = (
     Key("lxd_network", "warrenbr0", _label, "Managed LXD bridge for member instances (NAT off)."),
     Key("network_address", "10.87.0.1/24", _gateway,
         "The bridge's address and prefix; instance addresses come from this range."),
+    Key("network_mode", "isolated", _network_mode,
+        "How instances meet the Internet: isolated (NAT off), nat (outbound IPv4 masqueraded "
+        "to the host's address) or routed (the upstream routes the bridge's prefix to this host)."),
     Key("images", "debian-12 busybox", _words, "Images bin/up builds and imports (folders of images/)."),
     Key("vm_images", "debian-12-vm vm-tiny", _words,
         "VM images bin/up builds and imports when LXD can run VMs."),
@@ -174,6 +185,14 @@ KEYS = (
     Key("audit_retention_days", "400", _integer(1, 36500), "Audit entries older than this are deleted."),
     Key("events_per_instance", "200", _integer(20, 100000),
         "Progress lines kept per instance; the oldest go first."),
+    Key("ssh_address", "127.0.0.1", _ipv4,
+        "Address Warren's SSH jump server listens on: the co-op's public address in production."),
+    Key("ssh_port", "2222", _integer(1, 65535), "Port of the SSH jump server."),
+    Key("ssh_public_name", "", _text,
+        "Host name members put in their ssh config to reach the jump server; empty means ssh_address."),
+    Key("ssh_user", "warren-jump", _label, "The host account members jump through (no shell, no files)."),
+    Key("ssh_dir", "{data_dir}/ssh", _text,
+        "The jump server's config, host keys and key lookup command (root-owned, as sshd requires)."),
     Key("fault_at", "", _text,
         "Test harness only: the worker kills itself (SIGKILL) at this step. Leave empty."),
 )

@@ -22,6 +22,11 @@ class EmptyForm(FlaskForm):
     """A form with only the CSRF token, for POST-only buttons."""
 
 
+class KeysForm(FlaskForm):
+    """SSH public keys to save, one per line."""
+    keys = TextAreaField("SSH public keys", description="One per line, as in ~/.ssh/id_ed25519.pub.")
+
+
 class InstanceRequestForm(FlaskForm):
     """Fields only: the instances service validates them all at once."""
     name = StringField("Name", description="Becomes the hostname and <name>.<you>.<zone>.")

@@ -13,6 +13,7 @@ from datetime import timedelta
 from . import addresses, audit, clock, jobs, lxd, quotas, sshkeys, statuses
 from .config import current_settings
 from .errors import BackendError, Conflict, NotFound, ValidationError
+from .keys import saved_keys
 from .names import fqdn_for, lxd_name, project_name
 from .profiles import current_profiles
 from .projects import installation, usable_profiles
@@ -30,11 +31,6 @@ def _check_name(name: str, username: str, zone: str) -> list[str]:
     if len(fqdn_for(name, username, zone)) > 253:
         return ["This name makes the DNS name longer than 253 characters."]
     return []
-
-
-def saved_keys(user_id: int) -> list[dict]:
-    """The member's stored SSH keys, oldest first."""
-    return list(get_db()["ssh_keys"].rows_where("user_id = ?", [user_id], order_by="id"))
 
 
 def _chosen_keys(user: dict, keys_text: str, saved_ids: list) -> tuple[list, list[str]]:

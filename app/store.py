@@ -83,6 +83,15 @@ def connect(path: str) -> sqlite_utils.Database:
     return sqlite_utils.Database(conn)
 
 
+def connect_readonly(path: str) -> sqlite3.Connection:
+    """A read-only connection (for helpers sshd runs, which must never write
+    or create the database)."""
+    try:
+        return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    except sqlite3.Error as error:
+        raise StoreError(f"cannot open database {path} read-only: {error}") from None
+
+
 def schema_version(db: sqlite_utils.Database) -> int:
     """The schema version recorded in the database."""
     return db.execute("PRAGMA user_version").fetchone()[0]

@@ -19,6 +19,7 @@ MARKERS = {
     "lxd": "uses the real LXD daemon",
     "named": "uses the real named",
     "slow": "takes more than a few seconds (left out of the quick loop: -m 'not slow')",
+    "browser": "drives a real headless Chromium against a live Warren",
     "vm": "boots virtual machines on the VM test daemon",
 }
 # Fixtures that reach a real backend: tests using them get the marker.

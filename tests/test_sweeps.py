@@ -28,7 +28,9 @@ def instance_row(app, username):
             "lease_expires_at": None, "created_at": now(), "updated_at": now()}).last_pk
 
 
-PLACEHOLDERS = {"username": "bob", "name": "small", "token": "no-such-invitation", "approval_id": 1}
+PLACEHOLDERS = {"username": "bob", "name": "small", "token": "no-such-invitation", "approval_id": 1,
+                "key_id": 1}
+BOBS_KEY = 900  # an id no other placeholder uses
 
 
 def urls(app, method, values):
@@ -58,6 +60,11 @@ def two_members(app, client, make_user):
     make_user("alice")
     make_user("bob")
     bob_instance = instance_row(app, "bob")
+    with app.app_context():
+        db = get_db()
+        bob = db.execute("SELECT id FROM users WHERE username = 'bob'").fetchone()[0]
+        db["ssh_keys"].insert({"id": BOBS_KEY, "user_id": bob, "fingerprint": "SHA256:bob",
+                               "public_key": "ssh-ed25519 AAAA bob", "created_at": now()})
     Auth(client).login("alice")
     return bob_instance
 
@@ -111,13 +118,15 @@ def test_every_route_with_another_members_id_is_404(app, client, two_members):
     token = csrf_token(client.get("/").get_data(as_text=True))
     checked = 0
     for method in ("GET", "POST"):
-        for url in urls(app, method, {"instance_id": two_members}):
-            if str(two_members) not in url.split("/"):
+        for url in urls(app, method, {"instance_id": two_members, "key_id": BOBS_KEY}):
+            if not {str(two_members), str(BOBS_KEY)} & set(url.split("/")):
                 continue
             response = client.open(url, method=method, data={"csrf_token": token})
             assert response.status_code == 404, (method, url)
             checked += 1
-    assert checked >= 6  # page, progress, and the four actions
+    assert checked >= 7  # page, progress, the four actions, and a key
+    with app.app_context():
+        assert get_db()["ssh_keys"].count_where("id = ?", [BOBS_KEY]) == 1
     with app.app_context():
         assert get_db()["jobs"].count == 0
         assert get_db()["instances"].get(two_members)["status"] == "ready"

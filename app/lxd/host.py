@@ -47,20 +47,39 @@ def ensure_storage_pool(client: pylxd.Client, name: str, size: str) -> bool:
         return True
 
 
-def bridge_config(address: str, dhcp_range: str) -> dict:
+# What each WARREN_NETWORK_MODE changes on the bridge, beyond the keys all
+# modes share. "isolated" leaves ipv4.routing at LXD's default on purpose:
+# ipv4.routing=false makes LXD reject forwarded traffic in and out of the
+# bridge, and where the kernel passes bridged frames through iptables
+# (br_netfilter) that rejects instance-to-instance traffic on the bridge too.
+# nat and routed say ipv4.routing=true outright, since both need it.
+BRIDGE_MODES = {
+    "isolated": ({"ipv4.nat": "false"}, "no NAT"),
+    "nat": ({"ipv4.nat": "true", "ipv4.routing": "true"}, "outbound NAT"),
+    "routed": ({"ipv4.nat": "false", "ipv4.routing": "true"}, "routed prefix"),
+}
+
+
+def bridge_config(address: str, dhcp_range: str, mode: str = "isolated") -> dict:
     """The managed bridge's config: our range, DHCP (static leases for Warren's
-    instances, a small dynamic range for the rest), no NAT, no IPv6.
+    instances, a small dynamic range for the rest), no IPv6, and the
+    network mode's keys (NAT off unless the mode is nat).
 
     dns.mode=none: names are published in Warren's own zone, and without it
     LXD refuses two members' instances that share a name (web.alice and
     web.bob) because dnsmasq's names are per bridge, not per project."""
-    return {"ipv4.address": address, "ipv4.nat": "false", "ipv4.dhcp": "true",
+    if mode not in BRIDGE_MODES:
+        raise ValueError(f"unknown network mode {mode!r} (known: {', '.join(BRIDGE_MODES)})")
+    return {"ipv4.address": address, **BRIDGE_MODES[mode][0], "ipv4.dhcp": "true",
             "ipv4.dhcp.ranges": dhcp_range, "ipv6.address": "none", "dns.mode": "none"}
 
 
-def ensure_network(client: pylxd.Client, name: str, address: str, dhcp_range: str) -> bool:
-    """Create the bridge, or bring its config back in line; True when changed."""
-    wanted = bridge_config(address, dhcp_range)
+def ensure_network(client: pylxd.Client, name: str, address: str, dhcp_range: str,
+                   mode: str = "isolated") -> bool:
+    """Create the bridge, or bring its config back in line with the network
+    mode; True when changed."""
+    wanted = bridge_config(address, dhcp_range, mode)
+    description = f"Warren member instances ({BRIDGE_MODES[mode][1]})"
     with translated(f"network {name}"):
         if client.networks.exists(name):
             network = client.networks.get(name)
@@ -69,10 +88,10 @@ def ensure_network(client: pylxd.Client, name: str, address: str, dhcp_range: st
             if all(network.config.get(key) == value for key, value in wanted.items()):
                 return False
             network.config.update(wanted)
+            network.description = description
             network.save(wait=True)
             return True
-        client.networks.create(name, type="bridge", config=wanted,
-                               description="Warren member instances (no NAT)")
+        client.networks.create(name, type="bridge", config=wanted, description=description)
         return True
 
 

@@ -1,9 +1,11 @@
 """Member pages: dashboard, instance requests, status pages and actions."""
 from flask import Blueprint, flash, g, jsonify, redirect, render_template, request, url_for
 
-from .. import approvals, audit, instances, leases, quotas, usage as usage_report
+from .. import approvals, audit, instances, keys, leases, quotas, sshjump, usage as usage_report
+from ..config import current_settings
 from ..errors import ValidationError
-from ..forms import EmptyForm, InstanceRequestForm, QuotaRequestForm, show_errors
+from ..forms import EmptyForm, InstanceRequestForm, KeysForm, QuotaRequestForm, show_errors
+from ..statuses import READY
 from ..store import get_db
 from ..profiles import current_profiles
 from ..projects import usable_profiles
@@ -35,7 +37,7 @@ def _fill_choices(form: InstanceRequestForm) -> dict:
     form.image.choices = sorted({(image, image) for profile in profiles.values()
                                  for image in profile.images})
     form.saved_keys.choices = [(str(key["id"]), f"{key['fingerprint']} {key['public_key'][-40:]}")
-                               for key in instances.saved_keys(g.user["id"])]
+                               for key in keys.saved_keys(g.user["id"])]
     return profiles
 
 
@@ -104,8 +106,10 @@ def new_instance():
 @bp.route("/instances/<int:instance_id>")
 @login_required
 def instance(instance_id):
-    return render_template("member/instance.html",
-                           instance=instances.get_instance(g.user, instance_id),
+    row = instances.get_instance(g.user, instance_id)
+    return render_template("member/instance.html", instance=row,
+                           ssh_snippet=sshjump.config_snippet(row, current_settings())
+                           if row["status"] == READY and row["ipv4"] else None,
                            events=instances.events(g.user, instance_id), form=EmptyForm())
 
 
@@ -135,3 +139,31 @@ def act(instance_id, action):
         return redirect(url_for("member.dashboard"), 303)
     flash(f"{action.capitalize()} queued.")
     return redirect(url_for("member.instance", instance_id=instance_id), 303)
+
+
+@bp.route("/keys", methods=["GET", "POST"])
+@login_required
+def keys_page():
+    """The member's saved SSH keys: the jump server accepts these."""
+    form, status = KeysForm(), 200
+    if form.validate_on_submit():
+        try:
+            added = keys.add_keys(g.user, form.keys.data)
+        except ValidationError as error:
+            show_errors(form, error.errors)
+            status = 422
+        else:
+            flash(f"{added} key(s) saved.")
+            return redirect(url_for("member.keys_page"), 303)
+    elif request.method == "POST":
+        status = 400
+    return render_template("member/keys.html", form=form, rows=keys.saved_keys(g.user["id"]),
+                           delete_form=EmptyForm(), jump=sshjump.jump_host(current_settings())), status
+
+
+@bp.route("/keys/<int:key_id>/delete", methods=["POST"])
+@login_required
+def delete_key(key_id):
+    removed = keys.remove_key(g.user, key_id)
+    flash(f"Key {removed['fingerprint']} removed; the jump server refuses it from now on.")
+    return redirect(url_for("member.keys_page"), 303)

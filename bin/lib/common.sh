@@ -6,7 +6,7 @@ VENV=$REPO/.venv
 # nftables: LXD picks its nftables firewall driver when `nft` is there at its
 # start (its xtables driver cannot remove the NIC filtering rules it adds
 # through the nf_tables ebtables); ebtables: Warren's own bridge guards
-# (app/firewall.py); nginx: the reverse proxy the
+# (app/firewall.py); openssh-server: the SSH jump server (ssh/sshd.sh); nginx: the reverse proxy the
 # sign-in throttling tests put in front of Warren.
 # LXD VMs need QEMU, UEFI firmware, iPXE ROMs, mkisofs (cloud-init's config
 # drive) and sgdisk (growing VM disks); VM images are built with the FAT,
@@ -14,7 +14,8 @@ VENV=$REPO/.venv
 PACKAGES="lxd lxd-client dnsmasq-base iptables btrfs-progs busybox-static bind9 bind9-dnsutils
           debootstrap xz-utils ca-certificates python3 python3-venv curl
           qemu-system-x86 qemu-utils ovmf ipxe-qemu genisoimage gdisk
-          dosfstools mtools systemd-boot-efi fdisk kmod cpio ebtables nftables nginx-light"
+          dosfstools mtools systemd-boot-efi fdisk kmod cpio ebtables nftables nginx-light chromium chromium-driver
+          openssh-server openssh-client"
 
 say() { printf '\033[1mwarren:\033[0m %s\n' "$*"; }
 die() { printf 'warren: error: %s\n' "$*" >&2; exit 1; }
