@@ -146,7 +146,8 @@ def migrate():
 
 @host_cli.command("setup-lxd")
 def setup_lxd():
-    """Create Warren's btrfs pool and NAT-less bridge if missing (idempotent)."""
+    """Create Warren's btrfs pool, its bridge (in the configured network mode)
+    and the bridge's guards if missing (idempotent)."""
     settings = current_app.config["WARREN"]
     try:
         client = lxd.connect(settings.lxd_socket)
@@ -158,6 +159,10 @@ def setup_lxd():
         click.echo(f"network {settings.lxd_network}: {'configured' if made else 'present'}")
         made = firewall.ensure_dhcp_guard(settings.lxd_network, settings.network_address)
         click.echo(f"DHCP guard on {settings.lxd_network}: {'installed' if made else 'present'}")
+        isolated = settings.network_mode == "isolated"
+        made = firewall.ensure_forward_guard(settings.lxd_network, isolated)
+        click.echo(f"forward guard on {settings.lxd_network}: "
+                   f"{('installed' if made else 'present') if isolated else ('removed' if made else 'none')}")
         lxd.ensure_default_profile(client, settings.lxd_storage_pool, settings.lxd_network)
     except WarrenError as error:
         _fail(error)

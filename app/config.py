@@ -149,7 +149,7 @@ KEYS = (
     Key("lxd_socket", "/var/lib/lxd/unix.socket", _text, "The LXD daemon's unix socket."),
     Key("lxd_storage_pool", "warren", _label, "LXD storage pool for instances (btrfs, loop file)."),
     Key("lxd_pool_size", "20GiB", _size, "Size of that pool's loop file when it is created."),
-    Key("lxd_network", "warrenbr0", _label, "Managed LXD bridge for member instances (NAT off)."),
+    Key("lxd_network", "warrenbr0", _label, "Managed LXD bridge for member instances (outbound NAT only in nat mode)."),
     Key("network_address", "10.87.0.1/24", _gateway,
         "The bridge's address and prefix; instance addresses come from this range."),
     Key("network_mode", "isolated", _network_mode,

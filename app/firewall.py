@@ -1,6 +1,16 @@
 """Host-level guards on Warren's bridge that LXD's NIC filtering leaves out.
 
-The only module that runs ebtables. Two chains per bridge in ebtables' `nat`
+The only module that runs ebtables and iptables. In isolated mode a forward
+guard (iptables FORWARD, `ensure_forward_guard`) keeps everything from
+crossing between the bridge and any other interface: LXD turns on the
+host's forwarding for its bridges, so without it an instance could send
+packets out of the host's uplink (unanswered, but sent). A drop in any
+nf_tables base chain is final, so LXD's own accepts (its nftables driver's
+`table inet lxd`) cannot undo it. Traffic between instances on the bridge
+is bridged, not forwarded by IP, unless the kernel passes bridged frames
+to iptables: hence `! -o bridge`.
+
+The ebtables guards: Two chains per bridge in ebtables' `nat`
 table, each entered from PREROUTING:
 
 - WARREN_DHCP_<bridge> (static, `ensure_dhcp_guard`): DHCP server traffic
@@ -13,14 +23,11 @@ table, each entered from PREROUTING:
   still draw that neighbour's traffic to its own port.
 
 Why ebtables `nat` PREROUTING: it is the hook that runs before the bridge
-learns source addresses, and LXD (xtables driver here, which writes
-ebtables `filter` rules ending in ACCEPT for an instance's own traffic)
-never touches it, so no LXD rule can end the traversal before ours, and
-LXD rewriting its rules for the bridge leaves ours alone. ebtables (the
-nf_tables build from Debian's `iptables` package: the tool and family LXD
-uses here) needs nothing more installed, while `nft` is not installed at
-all. Should LXD move to its nftables driver, a DROP here still holds, as a
-drop in any nf_tables base chain is final.
+learns source addresses, and LXD never touches it (its nftables driver
+keeps its rules in its own `bridge lxd` and `inet lxd` tables, hooked at
+input and forward, after learning), so LXD rewriting its rules for the
+bridge leaves ours alone, and a DROP here is final whatever LXD accepts
+elsewhere. ebtables is the nf_tables build from Debian's `ebtables` package.
 
 This kernel has no bridge-name match (CONFIG_NFT_BRIDGE_META is off, so
 `--logical-in` is refused), so the DHCP rules are scoped by the bridge's
@@ -72,6 +79,37 @@ def dhcp_rules(network_address: str) -> list[str]:
 def mac_rule(port: str, mac: str) -> str:
     """Drop what a port sends from any MAC but its instance's."""
     return f"-s ! {mac.lower()} -i {port} -j DROP"
+
+
+def forward_rules(bridge: str) -> list[list[str]]:
+    """The forward guard: nothing from the bridge to elsewhere, or back."""
+    return [["-i", bridge, "!", "-o", bridge, "-j", "DROP"],
+            ["-o", bridge, "!", "-i", bridge, "-j", "DROP"]]
+
+
+def _iptables(*args: str) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(["iptables", "-w", "10", *args], capture_output=True, text=True,
+                              timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise BackendError(f"iptables {' '.join(args)}: {error}") from None
+
+
+def ensure_forward_guard(bridge: str, isolated: bool) -> bool:
+    """Put the forward guard on the bridge when it is isolated, take it off
+    when it is not (nat or routed); True if anything changed."""
+    changed = False
+    for rule in forward_rules(bridge):
+        present = _iptables("-C", "FORWARD", *rule).returncode == 0
+        if isolated and not present:
+            result = _iptables("-I", "FORWARD", "1", *rule)
+            if result.returncode:
+                raise BackendError(f"iptables refused the forward guard: {result.stderr.strip()}")
+            changed = True
+        elif not isolated and present:
+            _iptables("-D", "FORWARD", *rule)
+            changed = True
+    return changed
 
 
 def _ebtables(*args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -87,13 +87,16 @@ def filter_existing_nics(db, settings) -> list[str]:
 
 
 def guard_bridge(settings) -> list[str]:
-    """Put the DHCP guard back if it went missing and hold every running
+    """Put the DHCP guard back if it went missing, the forward guard in line
+    with the network mode, and hold every running
     instance's port on the bridge to its MAC (ports of stopped instances are
     dropped); a line per change. A port gets its rule only when this runs,
     so run it right after starting instances as well as periodically."""
     lines = []
     if firewall.ensure_dhcp_guard(settings.lxd_network, settings.network_address):
         lines.append(f"DHCP guard on {settings.lxd_network} (re)installed")
+    if firewall.ensure_forward_guard(settings.lxd_network, settings.network_mode == "isolated"):
+        lines.append(f"forward guard on {settings.lxd_network} brought in line")
     ports = lxd.bridge_ports(lxd.connect(settings.lxd_socket), settings.lxd_network)
     lines += [f"{settings.lxd_network}: {line}"
               for line in firewall.sync_mac_guard(settings.lxd_network, ports)]

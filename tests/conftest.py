@@ -49,6 +49,15 @@ def fixed_clock():
     clock.set_now(None)
 
 
+@pytest.fixture
+def internet():
+    """A simulated Internet (tests/netsim.py), stopped after the test."""
+    from netsim import Internet
+    simulated = Internet().start()
+    yield simulated
+    simulated.stop()
+
+
 @pytest.fixture(scope="session")
 def settings():
     return load_settings()

@@ -23,7 +23,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
 
 DEFAULT_HOST = "192.0.2.1/24"
 DEFAULT_CLIENT = "192.0.2.2/24"
@@ -198,11 +197,3 @@ class Internet:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-
-@pytest.fixture
-def internet():
-    """A started Internet, stopped after the test."""
-    simulated = Internet().start()
-    yield simulated
-    simulated.stop()

@@ -34,7 +34,7 @@ from app import addresses, firewall, lxd
 from app.config import NETWORK_MODES, load_settings
 from app.errors import ConfigError
 from conftest import make_app
-from netsim import DOCUMENTATION, Internet, internet, prefixes_in_use  # noqa: F401 (a fixture)
+from netsim import DOCUMENTATION, Internet, prefixes_in_use
 from support import run_in, wait_until
 
 PORT = 7080
@@ -116,7 +116,10 @@ class ScratchBridge:
         # as it starts a bridge) and goes after the bridge is gone. A drop in
         # mangle FORWARD is final whichever table and order LXD's accepts use.
         self.guard = [["-i", self.name, "!", "-o", internet.name, "-j", "DROP"],
-                      ["-o", self.name, "!", "-i", internet.name, "-j", "DROP"]]
+                      ["-o", self.name, "!", "-i", internet.name, "-j", "DROP"],
+                      # Inserted last, so first: neighbours on the bridge (bridged
+                      # frames reach iptables here) are none of the guard's business.
+                      ["-i", self.name, "-o", self.name, "-j", "ACCEPT"]]
         for rule in self.guard:
             subprocess.run(["iptables", "-t", "mangle", "-I", "FORWARD", "1", *rule], check=True)
         self.forwarding_was = IP_FORWARD.read_text().strip()
@@ -156,6 +159,7 @@ class ScratchBridge:
             if self.client.networks.exists(self.name):
                 self.client.networks.get(self.name).delete()
             firewall.remove_dhcp_guard(self.name)
+            firewall.ensure_forward_guard(self.name, isolated=False)
         finally:
             for rule in self.guard:
                 subprocess.run(["iptables", "-t", "mangle", "-D", "FORWARD", *rule], check=True)
@@ -245,7 +249,13 @@ def test_routed_instances_reach_and_are_reached_at_their_own_address(internet, s
 def test_isolated_instances_do_not_reach_the_internet(internet, scratch_bridge):
     scratch_bridge.setup("isolated")
     instance, address = scratch_bridge.launch()
+    second, second_address = scratch_bridge.launch()
     run_in(instance, "ping", "-c", "1", "-W", "2", scratch_bridge.gateway)  # it is on the network
+    run_in(instance, "ping", "-c", "1", "-W", "2", second_address)  # and meets its neighbours
+    # Even where the prefix is routed back (as in routed mode), nothing crosses:
+    # the host forwards nothing between an isolated bridge and anywhere else.
+    internet.run("ip", "route", "add", str(scratch_bridge.network), "via", internet.host_ip,
+                 check=True)
     reported = serve(internet)
     assert connect_out(instance, internet) != 0
     assert next_peer(reported, timeout=1) is None

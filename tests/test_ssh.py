@@ -15,7 +15,6 @@ from app.config import Settings
 from app.store import connect_readonly
 from conftest import REPO
 from live import free_port
-from netsim import internet  # noqa: F401 (a fixture)
 from support import csrf_token, launch, post_action, wait_gone, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.lxd, pytest.mark.named]
@@ -30,7 +29,7 @@ def keypair(folder: Path, name: str) -> tuple[Path, str]:
 
 
 @pytest.fixture
-def jump(app, internet, tmp_path):  # noqa: F811 (internet is a fixture)
+def jump(app, internet, tmp_path):
     """Warren's jump server on the public address, reading this test's database."""
     port = free_port()
     # sshd runs the key lookup only from folders that are root's alone: not under /tmp.
@@ -53,7 +52,7 @@ def client_config(folder: Path, snippet: str, key: Path) -> Path:
     return path
 
 
-def ssh(internet, config: Path, host: str, *command: str):  # noqa: F811
+def ssh(internet, config: Path, host: str, *command: str):
     return internet.run("ssh", "-F", str(config), host, *command, timeout=60)
 
 
@@ -64,7 +63,7 @@ def snippet_of(client, location: str) -> str:
 
 
 def test_the_pasted_snippet_reaches_the_members_container_and_nothing_else(
-        app, settings, worker, members, debian_image, jump, internet, tmp_path):  # noqa: F811
+        app, settings, worker, members, debian_image, jump, internet, tmp_path):
     alice, bob = members(), members()
     alice_key, alice_public = keypair(tmp_path, "alice")
     bob_key, bob_public = keypair(tmp_path, "bob")
@@ -112,7 +111,7 @@ def fingerprint(private_key: Path) -> str:
 
 
 def test_removed_keys_and_disabled_members_are_refused_at_once(
-        app, worker, members, debian_image, jump, internet, tmp_path, make_user):  # noqa: F811
+        app, worker, members, debian_image, jump, internet, tmp_path, make_user):
     alice = members()
     key, public = keypair(tmp_path, "alice")
     location, progress = launch(alice, name="web", image=debian_image, keys=public)
