@@ -99,3 +99,42 @@ def test_opening_more_connections_keeps_the_wal_of_open_ones(tmp_path):
     assert (tmp_path / "w.sqlite3-wal").exists()
     fresh = store.connect(path)
     assert fresh.execute("SELECT count(*) FROM t").fetchone()[0] == 1
+
+
+# A migration that has landed is never edited: databases already past it would
+# never see the change. A new change is a new file (the next number).
+LANDED = {
+    "0001_accounts.sql": "5e52fb29bb1be856",
+    "0002_instances_jobs.sql": "8935860f79f1c64e",
+    "0003_quota_overrides.sql": "b10051a2a60420f0",
+    "0004_login_failures.sql": "74a3fccd9cc43c78",
+    "0005_tiers.sql": "7ab4a067ae1bdbf9",
+    "0006_dns_state.sql": "34ace02039918415",
+    "0007_installation.sql": "5d2a2e7a72e3099c",
+    "0008_leases.sql": "bcb3dc64f17adf7d",
+    "0009_job_claims.sql": "af9ed0d136f486f7",
+    "0010_admin_console.sql": "9554bece3311a921",
+    "0011_host_unique_names.sql": "46d93f1234d79631",
+    "0012_job_started_at.sql": "bd047a7cc4a25b51",
+}
+
+
+def test_landed_migrations_are_never_edited():
+    import hashlib
+    found = {path.name: hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+             for path in store.migrations() if path.name in LANDED}
+    assert found == LANDED, "add a new migration file instead of editing one that has landed"
+
+
+def test_a_database_migrated_one_step_at_a_time_ends_as_a_fresh_one(tmp_path):
+    stepwise = store.connect(str(tmp_path / "a.sqlite3"))
+    with store.transaction(stepwise):
+        for migration in store.migrations()[:10]:
+            for statement in store.statements(migration.read_text()):
+                stepwise.execute(statement)
+        stepwise.execute("PRAGMA user_version = 10")
+    store.migrate(stepwise)
+    fresh = store.connect(str(tmp_path / "b.sqlite3"))
+    store.migrate(fresh)
+    schema = "SELECT type, name, sql FROM sqlite_master ORDER BY name"
+    assert stepwise.execute(schema).fetchall() == fresh.execute(schema).fetchall()

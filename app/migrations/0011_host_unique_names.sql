@@ -30,8 +30,6 @@ ALTER TABLE audit ADD COLUMN member_id INTEGER;
 UPDATE audit SET member_id = (SELECT id FROM users WHERE users.username = audit.member);
 CREATE INDEX audit_member_id ON audit(member_id, id);
 CREATE INDEX audit_at ON audit(at);
--- Fair claiming: jobs are picked per member, and finished ones are pruned by
--- age; when a job first started shows how long it waited.
-ALTER TABLE jobs ADD COLUMN started_at TEXT;
+-- Fair claiming: jobs are picked per member, and finished ones are pruned by age.
 CREATE INDEX jobs_finished ON jobs(finished_at) WHERE finished_at IS NOT NULL;
 CREATE INDEX jobs_instance ON jobs(instance_id, state);
