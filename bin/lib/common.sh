@@ -55,9 +55,12 @@ ensure_venv() {
 
 use_test_network() {
     # Tests and benchmarks run scratch Warrens beside the real one. Only one
-    # Warren may hand out addresses on a bridge, so they get their own.
+    # Warren may hand out addresses on a bridge, so they get their own; and
+    # the setup commands they run (which open and migrate a database) never
+    # touch the real Warren's database.
     export WARREN_LXD_NETWORK=${WARREN_TEST_NETWORK:-warrentest0}
     export WARREN_NETWORK_ADDRESS=${WARREN_TEST_NETWORK_ADDRESS:-10.88.0.1/24}
+    export WARREN_DATABASE=${WARREN_DATA_DIR:-/var/lib/warren}/test-setup.sqlite3
 }
 
 load_config() {  # resolve WARREN_* through app.config: one place for defaults
