@@ -7,7 +7,7 @@ import shutil
 import sqlite3
 
 import pytest
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
@@ -79,10 +79,39 @@ def request_from_form(driver, live, name):
     click_through(driver, button(driver, "Request"))
 
 
+def page_replaced(error: WebDriverException) -> bool:
+    """Whether an error only says the page was being replaced: right after a
+    load Chromium may still hand out nodes of the old document."""
+    return isinstance(error, StaleElementReferenceException) \
+        or "does not belong to the document" in str(error)
+
+
 def dashboard_state(driver, live, name) -> str:
-    """Load the dashboard afresh and read the State column of an instance."""
+    """Load the dashboard afresh and read the State column of an instance
+    ('' while the page is still being replaced)."""
     driver.get(live.base + "/")
-    return table_row(driver.find_element(By.CSS_SELECTOR, "main table"), name)["State"].text
+    try:
+        return table_row(driver.find_element(By.CSS_SELECTOR, "main table"), name)["State"].text
+    except WebDriverException as error:
+        if not page_replaced(error):
+            raise
+        return ""
+
+
+def press(driver, name: str, label: str) -> None:
+    """Press an instance's action button on the dashboard, finding it afresh:
+    right after a reload Chromium may still hand out nodes of the old
+    document. A second press is harmless (a waiting power action merges)."""
+    def pressed(d):
+        try:
+            actions = table_row(d.find_element(By.CSS_SELECTOR, "main table"), name)[""]
+            click_through(d, button(actions, label))
+        except WebDriverException as error:
+            if not page_replaced(error):
+                raise
+            return False
+        return True
+    wait(driver).until(pressed, f"could not press {label} for {name}")
 
 
 def test_a_member_signs_in_through_the_login_form(live, member, driver):
@@ -145,15 +174,14 @@ def test_a_member_stops_and_starts_an_instance_from_the_dashboard(live, member, 
     wait(driver).until(lambda d: dashboard_state(d, live, "web") == "Running",
                        "the dashboard never showed web Running")
 
-    actions = table_row(driver.find_element(By.CSS_SELECTOR, "main table"), "web")[""]
-    click_through(driver, button(actions, "stop"))
+    press(driver, "web", "stop")
     assert "Stop queued." in driver.find_element(By.CLASS_NAME, "flash").text
     wait(driver, PROVISIONING).until(lambda d: dashboard_state(d, live, "web") == "Stopped",
                                      "the dashboard never showed web Stopped")
 
     actions = table_row(driver.find_element(By.CSS_SELECTOR, "main table"), "web")[""]
     assert actions.find_element(By.TAG_NAME, "button").text == "start"  # no stop any more
-    click_through(driver, button(actions, "start"))
+    press(driver, "web", "start")
     assert "Start queued." in driver.find_element(By.CLASS_NAME, "flash").text
     wait(driver, PROVISIONING).until(lambda d: dashboard_state(d, live, "web") == "Running",
                                      "the dashboard never showed web Running again")
