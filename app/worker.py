@@ -37,10 +37,13 @@ PASSES = (
 )
 
 
-def run_passes(db, settings) -> dict[str, list[str]]:
-    """Run every periodic pass once, each in its own guard; what each did."""
+def run_passes(db, settings, stopping=lambda: False) -> dict[str, list[str]]:
+    """Run every periodic pass once, each in its own guard; what each did.
+    Stops between passes once stopping() says so (the worker is shutting down)."""
     done = {}
     for name, run in PASSES:
+        if stopping():
+            break
         try:
             done[name] = run(db, settings) or []
         except Exception:  # never let one pass stop the others or the worker
@@ -115,7 +118,7 @@ class Worker:
         with self.app.app_context():
             db = get_db()
             while not self._stop.is_set():
-                done = run_passes(db, self.settings)
+                done = run_passes(db, self.settings, self._stop.is_set)
                 if any(done.values()):  # a pass may have queued jobs
                     jobs.wake_worker(self.settings)
                 self._stop.wait(self.settings.reconcile_seconds)
