@@ -24,6 +24,9 @@ from .projects import installation
 
 log = logging.getLogger(__name__)
 NIC = "eth0"
+# What every instance NIC carries on any bridge (IPv6 filtering is added
+# where the bridge has IPv6: filtering_keys).
+IPV4_FILTERING = {"security.mac_filtering": "true", "security.ipv4_filtering": "true"}
 
 
 def filtering_keys(network_config: dict) -> dict[str, str]:
@@ -32,7 +35,7 @@ def filtering_keys(network_config: dict) -> dict[str, str]:
     IPv6 filtering only where the bridge has IPv6: LXD 5.0.2 (xtables
     driver) refuses it on a bridge without, as the chain its NDP rules go
     into only exists for IPv6 bridges."""
-    keys = {"security.mac_filtering": "true", "security.ipv4_filtering": "true"}
+    keys = dict(IPV4_FILTERING)
     if network_config.get("ipv6.address", "none") not in ("", "none"):
         keys["security.ipv6_filtering"] = "true"
     return keys

@@ -60,7 +60,7 @@ def nic_device(network: str, ipv4: str) -> dict:
     by LXD so a member who is root inside cannot take another instance's MAC
     or IPv4 address (ARP and IP source checks on the host side)."""
     return {"type": "nic", "network": network, "name": "eth0", "ipv4.address": ipv4,
-            "security.mac_filtering": "true", "security.ipv4_filtering": "true"}
+            **isolation.IPV4_FILTERING}
 
 
 def instance_setup(instance: dict, profile, image: dict, quota, owner: str) -> tuple[dict, dict]:
