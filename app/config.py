@@ -103,6 +103,34 @@ def _network_mode(value: str) -> str:
     return mode
 
 
+def _optional_ipv4(value: str) -> str:
+    return _ipv4(value) if value.strip() else ""
+
+
+@dataclass(frozen=True)
+class PortRange:
+    """Ports low..high, both included; written 20000-29999."""
+    low: int
+    high: int
+
+    def __contains__(self, port: int) -> bool:
+        return self.low <= port <= self.high
+
+    def __str__(self) -> str:
+        return f"{self.low}-{self.high}"
+
+
+def _port_range(value: str) -> PortRange:
+    """Two ports like 20000-29999 (unprivileged: 1024 or above)."""
+    match = re.fullmatch(r"\s*([0-9]{1,5})\s*-\s*([0-9]{1,5})\s*", value)
+    if not match:
+        raise ValueError(f"{value!r} is not a port range like 20000-29999")
+    low, high = int(match[1]), int(match[2])
+    if not 1024 <= low <= high <= 65535:
+        raise ValueError(f"{value!r} must run from a lower to a higher port within 1024..65535")
+    return PortRange(low, high)
+
+
 def _words(value: str) -> tuple[str, ...]:
     return tuple(value.split())
 
@@ -193,6 +221,11 @@ KEYS = (
     Key("ssh_user", "warren-jump", _label, "The host account members jump through (no shell, no files)."),
     Key("ssh_dir", "{data_dir}/ssh", _text,
         "The jump server's config, host keys and key lookup command (root-owned, as sshd requires)."),
+    Key("forward_address", "", _optional_ipv4,
+        "Public address port forwards listen on; empty means ssh_address. Forwards are off "
+        "while that is a loopback address."),
+    Key("forward_ports", "20000-29999", _port_range,
+        "The public ports members may forward (TCP and UDP), like 20000-29999."),
     Key("fault_at", "", _text,
         "Test harness only: the worker kills itself (SIGKILL) at this step. Leave empty."),
 )

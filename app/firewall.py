@@ -2,7 +2,8 @@
 
 The only module that runs ebtables and iptables. In isolated mode a forward
 guard (iptables FORWARD, `ensure_forward_guard`) keeps everything from
-crossing between the bridge and any other interface: LXD turns on the
+crossing between the bridge and any other interface, but the connections
+that port forwards let in: LXD turns on the
 host's forwarding for its bridges, so without it an instance could send
 packets out of the host's uplink (unanswered, but sent). A drop in any
 nf_tables base chain is final, so LXD's own accepts (its nftables driver's
@@ -81,8 +82,21 @@ def mac_rule(port: str, mac: str) -> str:
     return f"-s ! {mac.lower()} -i {port} -j DROP"
 
 
+# Connections LXD's network forwards let in (port forwards, app/forwards.py)
+# are destination-NATed; conntrack marks both directions of them DNAT, so
+# the guard lets exactly those through and instances still open nothing.
+NOT_FORWARDED = ["-m", "conntrack", "!", "--ctstate", "DNAT"]
+
+
 def forward_rules(bridge: str) -> list[list[str]]:
-    """The forward guard: nothing from the bridge to elsewhere, or back."""
+    """The forward guard: nothing from the bridge to elsewhere, or back,
+    but the connections of port forwards."""
+    return [["-i", bridge, "!", "-o", bridge, *NOT_FORWARDED, "-j", "DROP"],
+            ["-o", bridge, "!", "-i", bridge, *NOT_FORWARDED, "-j", "DROP"]]
+
+
+def _older_forward_rules(bridge: str) -> list[list[str]]:
+    """The guard as it was before port forwards: taken off where found."""
     return [["-i", bridge, "!", "-o", bridge, "-j", "DROP"],
             ["-o", bridge, "!", "-i", bridge, "-j", "DROP"]]
 
@@ -107,6 +121,10 @@ def ensure_forward_guard(bridge: str, isolated: bool) -> bool:
                 raise BackendError(f"iptables refused the forward guard: {result.stderr.strip()}")
             changed = True
         elif not isolated and present:
+            _iptables("-D", "FORWARD", *rule)
+            changed = True
+    for rule in _older_forward_rules(bridge):
+        if _iptables("-C", "FORWARD", *rule).returncode == 0:
             _iptables("-D", "FORWARD", *rule)
             changed = True
     return changed

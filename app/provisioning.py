@@ -14,7 +14,7 @@ from typing import Callable
 
 import yaml
 
-from . import accounts, audit, dns, isolation, jobs, lxd, quotas, statuses
+from . import accounts, audit, dns, forwards, isolation, jobs, lxd, quotas, statuses
 from .config import current_settings
 from .errors import BackendUnavailable, Conflict, WarrenError
 from .instances import lease_blocks_start, record_event
@@ -159,6 +159,7 @@ def remove_everything(db, instance: dict, halfway=lambda: None) -> None:
     """Take down the instance's DNS name and LXD instance, if they are ours.
     With the DNS server down the removal is recorded and done by reconcile."""
     settings = current_settings()
+    forwards.withdraw(db, settings, instance)  # before its address can go to someone else
     owner = dns_owner(member_of(instance["project"]))
     try:
         dns.remove_name(dns.zone_from_settings(settings), instance["fqdn"], owner)
@@ -250,6 +251,16 @@ def _power_failed(db, instance: dict, kind: str, error: WarrenError) -> None:
         record_event(db, instance["id"], kind, f"{kind.capitalize()} failed: {error}")
 
 
+def _forwards_job(db, _instance: dict, _kind: str) -> None:
+    forwards.sync(db, current_settings())
+
+
+def _forwards_failed(db, instance: dict, _kind: str, error: WarrenError) -> None:
+    with transaction(db):
+        record_event(db, instance["id"], "forward", f"Port forwards not applied yet: {error} "
+                     "(the worker tries again on its next pass).")
+
+
 @dataclass(frozen=True)
 class Handler:
     """What the worker does for a job kind, and what a failure leaves behind."""
@@ -262,6 +273,7 @@ HANDLERS = {
     "provision": Handler(_provision_job, _provision_failed),
     "delete": Handler(_delete_job, _delete_failed),
     **{kind: Handler(_power_job, _power_failed) for kind in jobs.POWER},
+    "forwards": Handler(_forwards_job, _forwards_failed),
 }
 
 

@@ -1,10 +1,12 @@
 """Member pages: dashboard, instance requests, status pages and actions."""
 from flask import Blueprint, flash, g, jsonify, redirect, render_template, request, url_for
 
-from .. import approvals, audit, instances, keys, leases, quotas, sshjump, usage as usage_report
+from .. import (approvals, audit, forwards, instances, keys, leases, quotas, sshjump,
+               usage as usage_report)
 from ..config import current_settings
 from ..errors import ValidationError
-from ..forms import EmptyForm, InstanceRequestForm, KeysForm, QuotaRequestForm, show_errors
+from ..forms import (EmptyForm, ForwardForm, InstanceRequestForm, KeysForm, QuotaRequestForm,
+                     show_errors)
 from ..statuses import READY
 from ..store import get_db
 from ..profiles import current_profiles
@@ -103,14 +105,47 @@ def new_instance():
     return render_template("member/new.html", form=form, profiles=profiles), status
 
 
+def _instance_page(instance_id, forward_form=None, status=200):
+    row = instances.get_instance(g.user, instance_id)
+    settings = current_settings()
+    return render_template("member/instance.html", instance=row,
+                           ssh_snippet=sshjump.config_snippet(row, settings)
+                           if row["status"] == READY and row["ipv4"] else None,
+                           forwards=forwards.of_instance(get_db(), row["id"]),
+                           public_address=forwards.public_address(settings),
+                           forward_form=forward_form or ForwardForm(formdata=None),
+                           events=instances.events(g.user, instance_id), form=EmptyForm()), status
+
+
 @bp.route("/instances/<int:instance_id>")
 @login_required
 def instance(instance_id):
-    row = instances.get_instance(g.user, instance_id)
-    return render_template("member/instance.html", instance=row,
-                           ssh_snippet=sshjump.config_snippet(row, current_settings())
-                           if row["status"] == READY and row["ipv4"] else None,
-                           events=instances.events(g.user, instance_id), form=EmptyForm())
+    return _instance_page(instance_id)
+
+
+@bp.route("/instances/<int:instance_id>/forwards", methods=["POST"])
+@login_required
+def add_forward(instance_id):
+    form = ForwardForm()
+    if not form.validate_on_submit():
+        return _instance_page(instance_id, form, 400)
+    try:
+        row = forwards.add(g.user, instance_id, form.protocol.data, form.instance_port.data,
+                           form.public_port.data)
+    except ValidationError as error:
+        show_errors(form, error.errors)
+        return _instance_page(instance_id, form, 422)
+    flash(f"Port {row['public_port']}/{row['protocol']} now forwards to port "
+          f"{row['instance_port']}; it answers within seconds.")
+    return redirect(url_for("member.instance", instance_id=instance_id), 303)
+
+
+@bp.route("/instances/<int:instance_id>/forwards/<int:forward_id>/delete", methods=["POST"])
+@login_required
+def remove_forward(instance_id, forward_id):
+    row = forwards.remove(g.user, instance_id, forward_id)
+    flash(f"Port {row['public_port']}/{row['protocol']} is no longer forwarded.")
+    return redirect(url_for("member.instance", instance_id=instance_id), 303)
 
 
 @bp.route("/instances/<int:instance_id>/progress")
