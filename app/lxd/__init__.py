@@ -9,8 +9,8 @@ operation to finish (wait=True): nothing returns while LXD is still working.
 Callers use the package (`lxd.create_instance(...)`), not its modules.
 """
 from .client import IMAGE_CACHE_SECONDS, cached, connect, forget_cached, server_info, translated
-from .host import (DRIVERS, bridge_config, bridge_ports, ensure_default_profile, ensure_network,
-                   ensure_storage_pool, host_resources, image_aliases, image_properties,
+from .host import (DRIVERS, bridge_config, bridge_port_ipv6, bridge_ports,
+                   ensure_default_profile, ensure_network, ensure_storage_pool, host_resources, image_aliases, image_properties,
                    instance_types, network_config, network_range)
 from .instances import (create_instance, delete_instance, execute, get_instance, instance_configs,
                         instance_devices, instance_states, ipv4_address, push_file,
@@ -21,8 +21,8 @@ from .projects import (delete_profile, delete_project, ensure_profile, ensure_pr
 
 __all__ = [
     "IMAGE_CACHE_SECONDS", "cached", "connect", "forget_cached", "server_info", "translated",
-    "DRIVERS", "bridge_config", "bridge_ports", "ensure_default_profile", "ensure_network",
-    "ensure_storage_pool", "host_resources", "image_aliases", "image_properties",
+    "DRIVERS", "bridge_config", "bridge_port_ipv6", "bridge_ports", "ensure_default_profile",
+    "ensure_network", "ensure_storage_pool", "host_resources", "image_aliases", "image_properties",
     "instance_types", "network_config", "network_range",
     "create_instance", "delete_instance", "execute", "get_instance", "instance_configs",
     "instance_devices", "instance_states", "ipv4_address", "push_file", "rename_instance",

@@ -1,7 +1,7 @@
 """Member pages: dashboard, instance requests, status pages and actions."""
 from flask import Blueprint, flash, g, jsonify, redirect, render_template, request, url_for
 
-from .. import approvals, audit, instances, keys, leases, quotas, sshjump, usage as usage_report
+from .. import addresses, approvals, audit, instances, keys, leases, quotas, sshjump, usage as usage_report
 from ..config import current_settings
 from ..errors import ValidationError
 from ..forms import EmptyForm, InstanceRequestForm, KeysForm, QuotaRequestForm, show_errors
@@ -24,7 +24,8 @@ def size_filter(value):
 @login_required
 def dashboard():
     return render_template("member/dashboard.html", instances=instances.list_instances(g.user),
-                           form=EmptyForm(), lease_warning=leases.warning_due)
+                           form=EmptyForm(), lease_warning=leases.warning_due,
+                           ipv6_of=lambda row: addresses.ipv6_of(row, current_settings()))
 
 
 def _fill_choices(form: InstanceRequestForm) -> dict:
@@ -108,6 +109,7 @@ def new_instance():
 def instance(instance_id):
     row = instances.get_instance(g.user, instance_id)
     return render_template("member/instance.html", instance=row,
+                           ipv6=addresses.ipv6_of(row, current_settings()),
                            ssh_snippet=sshjump.config_snippet(row, current_settings())
                            if row["status"] == READY and row["ipv4"] else None,
                            events=instances.events(g.user, instance_id), form=EmptyForm())
@@ -117,7 +119,8 @@ def instance(instance_id):
 @login_required
 def progress(instance_id):
     row = instances.get_instance(g.user, instance_id)
-    return jsonify(status=row["status"], error=row["error"], ipv4=row["ipv4"], fqdn=row["fqdn"],
+    return jsonify(status=row["status"], error=row["error"], ipv4=row["ipv4"],
+                   ipv6=addresses.ipv6_of(row, current_settings()), fqdn=row["fqdn"],
                    events=[{"at": event["at"], "step": event["step"], "message": event["message"]}
                            for event in instances.events(g.user, instance_id)])
 
