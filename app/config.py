@@ -96,6 +96,30 @@ def _size(value: str) -> str:
     return value
 
 
+def _ipv6_prefix(value: str) -> str:
+    """Empty (IPv6 off) or one /64 for the bridge, e.g. 2001:db8:0:1::/64."""
+    value = value.strip()
+    if not value:
+        return ""
+    try:
+        network = ipaddress.IPv6Network(value)
+    except (ipaddress.AddressValueError, ipaddress.NetmaskValueError):
+        raise ValueError(f"{value!r} is not an IPv6 prefix like 2001:db8:0:1::/64 "
+                         "(leave it empty to keep IPv6 off)") from None
+    except ValueError:
+        raise ValueError(f"{value!r} has bits set after the prefix length: give the "
+                         f"network itself, e.g. {ipaddress.IPv6Network(value, strict=False)}") from None
+    if network.prefixlen != 64:
+        raise ValueError(f"{value!r} is a /{network.prefixlen}; give one /64 (DHCPv6 and router "
+                         "advertisements on a bridge need a /64; from a larger routed prefix, "
+                         "pick one /64 of it)")
+    if network.is_link_local or network.is_multicast or network.is_loopback \
+            or network.is_unspecified or network.subnet_of(ipaddress.IPv6Network("::ffff:0:0/96")):
+        raise ValueError(f"{value!r} is not a unicast prefix an instance can be reached at "
+                         "(use a global or unique-local /64)")
+    return str(network)
+
+
 def _network_mode(value: str) -> str:
     mode = value.strip().lower()
     if mode not in NETWORK_MODES:
@@ -183,6 +207,9 @@ KEYS = (
     Key("network_mode", "isolated", _network_mode,
         "How instances meet the Internet: isolated (NAT off), nat (outbound IPv4 masqueraded "
         "to the host's address) or routed (the upstream routes the bridge's prefix to this host)."),
+    Key("network_ipv6_prefix", "", _ipv6_prefix,
+        "The bridge's IPv6 /64 (e.g. 2001:db8:0:1::/64), beside any network mode: each instance "
+        "gets a static address in it and an AAAA record; empty keeps IPv6 off."),
     Key("images", "debian-12 busybox", _words, "Images bin/up builds and imports (folders of images/)."),
     Key("vm_images", "debian-12-vm vm-tiny", _words,
         "VM images bin/up builds and imports when LXD can run VMs."),

@@ -12,8 +12,9 @@ Callers use the package (`lxd.create_instance(...)`), not its modules.
 from .client import IMAGE_CACHE_SECONDS, cached, connect, forget_cached, server_info, translated
 from .forwards import (delete_forward, forward_addresses, forward_ports, port_entry,
                        set_forward_ports)
-from .host import (DRIVERS, bridge_config, bridge_ports, ensure_default_profile, ensure_network,
-                   ensure_storage_pool, host_resources, image_aliases, image_properties,
+from .host import (DRIVERS, bridge_config, bridge_port_ipv6, bridge_ports, ensure_default_profile,
+                   ensure_network, ensure_storage_pool, host_resources, image_aliases,
+                   image_properties,
                    instance_types, network_config, network_range)
 from .instances import (create_instance, delete_instance, execute, get_instance, instance_configs,
                         instance_devices, instance_states, ipv4_address, push_file,
@@ -25,8 +26,8 @@ from .projects import (delete_profile, delete_project, ensure_profile, ensure_pr
 __all__ = [
     "IMAGE_CACHE_SECONDS", "cached", "connect", "forget_cached", "server_info", "translated",
     "delete_forward", "forward_addresses", "forward_ports", "port_entry", "set_forward_ports",
-    "DRIVERS", "bridge_config", "bridge_ports", "ensure_default_profile", "ensure_network",
-    "ensure_storage_pool", "host_resources", "image_aliases", "image_properties",
+    "DRIVERS", "bridge_config", "bridge_port_ipv6", "bridge_ports", "ensure_default_profile",
+    "ensure_network", "ensure_storage_pool", "host_resources", "image_aliases", "image_properties",
     "instance_types", "network_config", "network_range",
     "create_instance", "delete_instance", "execute", "get_instance", "instance_configs",
     "instance_devices", "instance_states", "ipv4_address", "push_file", "rename_instance",

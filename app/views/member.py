@@ -1,7 +1,7 @@
 """Member pages: dashboard, instance requests, status pages and actions."""
 from flask import Blueprint, flash, g, jsonify, redirect, render_template, request, url_for
 
-from .. import (approvals, audit, forwards, instances, keys, leases, quotas, sshjump,
+from .. import (addresses, approvals, audit, forwards, instances, keys, leases, quotas, sshjump,
                usage as usage_report)
 from ..config import current_settings
 from ..errors import ValidationError
@@ -26,7 +26,8 @@ def size_filter(value):
 @login_required
 def dashboard():
     return render_template("member/dashboard.html", instances=instances.list_instances(g.user),
-                           form=EmptyForm(), lease_warning=leases.warning_due)
+                           form=EmptyForm(), lease_warning=leases.warning_due,
+                           ipv6_of=lambda row: addresses.ipv6_of(row, current_settings()))
 
 
 def _fill_choices(form: InstanceRequestForm) -> dict:
@@ -109,6 +110,7 @@ def _instance_page(instance_id, forward_form=None, status=200):
     row = instances.get_instance(g.user, instance_id)
     settings = current_settings()
     return render_template("member/instance.html", instance=row,
+                           ipv6=addresses.ipv6_of(row, settings),
                            ssh_snippet=sshjump.config_snippet(row, settings)
                            if row["status"] == READY and row["ipv4"] else None,
                            forwards=forwards.of_instance(get_db(), row["id"]),
@@ -152,7 +154,8 @@ def remove_forward(instance_id, forward_id):
 @login_required
 def progress(instance_id):
     row = instances.get_instance(g.user, instance_id)
-    return jsonify(status=row["status"], error=row["error"], ipv4=row["ipv4"], fqdn=row["fqdn"],
+    return jsonify(status=row["status"], error=row["error"], ipv4=row["ipv4"],
+                   ipv6=addresses.ipv6_of(row, current_settings()), fqdn=row["fqdn"],
                    events=[{"at": event["at"], "step": event["step"], "message": event["message"]}
                            for event in instances.events(g.user, instance_id)])
 
