@@ -1,7 +1,7 @@
 """Member pages: dashboard, instance requests, status pages and actions."""
 from flask import Blueprint, flash, g, jsonify, redirect, render_template, request, url_for
 
-from .. import approvals, audit, instances, keys, leases, quotas, sshjump, usage as usage_report
+from .. import approvals, audit, consoles, instances, keys, leases, quotas, sshjump, usage as usage_report
 from ..config import current_settings
 from ..errors import ValidationError
 from ..forms import EmptyForm, InstanceRequestForm, KeysForm, QuotaRequestForm, show_errors
@@ -110,7 +110,8 @@ def instance(instance_id):
     return render_template("member/instance.html", instance=row,
                            ssh_snippet=sshjump.config_snippet(row, current_settings())
                            if row["status"] == READY and row["ipv4"] else None,
-                           events=instances.events(g.user, instance_id), form=EmptyForm())
+                           events=instances.events(g.user, instance_id), form=EmptyForm(),
+                           console=consoles.offered(row))
 
 
 @bp.route("/instances/<int:instance_id>/progress")
