@@ -36,6 +36,10 @@ function openConsole(box) {
   terminal.onData((data) => send(encoder.encode(data)));
   terminal.onResize(({cols, rows}) => send(JSON.stringify({resize: [cols, rows]})));
   window.addEventListener("resize", () => fit.fit());
+  // Leaving the page closes the console: the browser may keep a left page
+  // alive (back-forward cache) with its socket open, holding LXD's console.
+  window.addEventListener("pagehide", () => socket.close(1000, "page closed"));
+  window.addEventListener("pageshow", (event) => { if (event.persisted) window.location.reload(); });
 }
 
 const consoleBox = document.getElementById("terminal");
