@@ -19,3 +19,8 @@ _settings = load_settings()
 worker_class = "gthread"
 workers = _settings.workers
 threads = _settings.web_threads
+# A connection closes after its response, as under the sync worker: Warren
+# listens on loopback behind a reverse proxy, where keep-alive gains little,
+# and an idle kept-alive connection that gunicorn closes just as a client
+# reuses it resets that client's request (seen with 50 concurrent POSTs).
+keepalive = 0
