@@ -13,7 +13,7 @@ def create_app(config: dict | None = None) -> Flask:
     from . import cli, errors, profiles, store, web_security
     from .config import load_settings, read_secret_key
     from .sessions import StoreSessionInterface
-    from .views import admin, auth, guards, member
+    from .views import admin, auth, console, guards, member
 
     settings = load_settings(config)
     app = Flask(__name__)
@@ -29,6 +29,9 @@ def create_app(config: dict | None = None) -> Flask:
         PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.session_hours),
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
         MAX_CONTENT_LENGTH=1024 * 1024,
+        # Console sockets (flask-sock): a ping keeps proxies from closing an idle
+        # console and finds browsers that vanished; keys come in small messages.
+        SOCK_SERVER_OPTIONS={"ping_interval": 25, "max_message_size": 64 * 1024},
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app.jinja_env.add_extension("jinja2.ext.do")
@@ -40,6 +43,6 @@ def create_app(config: dict | None = None) -> Flask:
     csrf.init_app(app)
     cli.init_app(app)
     app.before_request(guards.load_user)
-    for blueprint in (auth.bp, member.bp, admin.bp):
+    for blueprint in (auth.bp, member.bp, console.bp, admin.bp):
         app.register_blueprint(blueprint)
     return app

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Start, reload or stop Warren's processes: app.sh start|stop|status.
-# - the web app under gunicorn (a second start reloads its workers: new code, same pid),
+# - the web app under gunicorn, threaded workers (app/gunicorn_config.py; a second start
+#   reloads its workers: new code, same pid),
 #   logging requests with invitation tokens redacted (app/accesslog.py);
 # - the provisioning worker (`flask worker`; a second start restarts it; jobs
 #   in hand finish first, and any interrupted job is picked up again).
@@ -36,8 +37,9 @@ start_app() {
         kill -HUP "$(cat "$app_pid")"
     else
         say "starting the app on $WARREN_LISTEN_HOST:$WARREN_LISTEN_PORT"
-        (cd "$REPO" && "$VENV/bin/gunicorn" --daemon --pid "$app_pid" \
-            --bind "$WARREN_LISTEN_HOST:$WARREN_LISTEN_PORT" --workers "$WARREN_WORKERS" \
+        # app/gunicorn_config.py: the worker class (threads, for consoles) and the worker count
+        (cd "$REPO" && "$VENV/bin/gunicorn" --config python:app.gunicorn_config --daemon --pid "$app_pid" \
+            --bind "$WARREN_LISTEN_HOST:$WARREN_LISTEN_PORT" \
             --error-logfile "$WARREN_LOG_DIR/app.log" --access-logfile "$WARREN_LOG_DIR/access.log" \
             --logger-class app.accesslog.RedactingLogger \
             --capture-output 'app:create_app()')

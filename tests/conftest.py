@@ -199,6 +199,16 @@ def debian_image(lxd_client, settings):
     return "debian-12"
 
 
+@pytest.fixture(scope="session")
+def busybox_image(settings):
+    """The busybox image as this checkout's recipe builds it. bin/test
+    imports it already; the console tests make sure again (a no-op when it
+    is current) because they need the shell its inittab puts on the console."""
+    subprocess.run([str(REPO / "images" / "ensure.sh"), settings.image_cache, "busybox"],
+                   check=True)
+    return "busybox"
+
+
 @pytest.fixture
 def worker(app):
     """The provisioning worker, running in this process on the test's database."""

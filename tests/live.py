@@ -1,5 +1,6 @@
-"""Warren as bin/up runs it, on a scratch database: gunicorn (4 workers) and
-the worker process, driven over HTTP. Used by the tests and bench/."""
+"""Warren as bin/up runs it, on a scratch database: gunicorn (4 workers of
+threads, app/gunicorn_config.py) and the worker process, driven over HTTP.
+Used by the tests and bench/."""
 import os
 import socket
 import subprocess
@@ -61,7 +62,8 @@ class LiveWarren:
                 [sys.executable, "-m", "flask", "--app", "app", "worker"], cwd=REPO, env=self.env,
                 stdout=self.log, stderr=self.log))
         self.processes.append(subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--workers", str(self.workers), "--bind",
+            [sys.executable, "-m", "gunicorn", "--config", "python:app.gunicorn_config",
+             "--workers", str(self.workers), "--bind",
              f"127.0.0.1:{self.port}", "--logger-class", "app.accesslog.RedactingLogger",
              *(["--access-logfile", str(self.access_log)] if self.access_log else []),
              "app:create_app()"], cwd=REPO, env=self.env,

@@ -2,14 +2,15 @@
 forms of an in-process app, waiting for the worker, and finding the LXD
 instance behind a member's instance."""
 import re
+import sqlite3
 import subprocess
 import time
 from datetime import timedelta
 
 import pytest
 
-from app import lxd
-from app.names import project_name
+from app import dns, lxd
+from app.names import dns_owner, member_of, project_name
 
 CSRF = re.compile(r'<input[^>]*name="csrf_token"[^>]*value="([^"]+)"')
 PASSWORD = "correct horse battery"
@@ -129,3 +130,30 @@ def run_in(instance, *command):
     code, out, err = lxd.execute(instance, list(command))
     assert code == 0, err
     return out.strip()
+
+
+def open_jobs(database) -> int:
+    """Jobs of a (live) Warren's database that are waiting or running."""
+    with sqlite3.connect(database) as db:
+        return db.execute("SELECT count(*) FROM jobs WHERE state IN ('pending', 'running')"
+                          ).fetchone()[0]
+
+
+def remove_names(database, zone) -> None:
+    """Remove the DNS names of every instance a (live) Warren's database knows."""
+    with sqlite3.connect(database) as db:
+        installation = db.execute("SELECT value FROM meta WHERE key = 'installation'").fetchone()[0]
+        rows = db.execute("SELECT fqdn, project FROM instances").fetchall()
+    for fqdn, project in rows:
+        dns.remove_name(zone, fqdn, dns_owner(member_of(project), installation))
+
+
+def console_operations(settings, username: str, name: str) -> list[str]:
+    """LXD's running console operations (from /1.0/operations) of a
+    member's instance, found by the hostname Warren gave it."""
+    project = project_name(username)
+    found = [lxd_name for lxd_name, config in
+             lxd.instance_configs(lxd.connect(settings.lxd_socket, project=project)).items()
+             if config.get("user.warren.hostname") == name]
+    assert found, f"{username} has no instance {name} in LXD"
+    return lxd.console_operations(settings.lxd_socket, project, found[0])

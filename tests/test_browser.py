@@ -4,17 +4,18 @@ named. Each test does what a person does: fills the forms, presses the
 buttons and reads the page."""
 import re
 import shutil
-import sqlite3
 
 import pytest
 from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
-from app import dns, lxd
-from app.names import dns_owner, member_of, project_name
+from app import lxd
+from app.names import project_name
 from live import PASSWORD, REPO, LiveWarren
-from support import KEY, wait_until
+from support import KEY, console_operations, open_jobs, remove_names, wait_until
 
 # browser is both this file's helpers and a plugin (the driver fixture, the
 # failure hook): pytest rewrites its asserts only if told before the import.
@@ -36,26 +37,12 @@ def live(tmp_path, settings, zone):
     warren.members = []
     yield warren.start()
     database = tmp_path / "warren.sqlite3"
-    wait_until(lambda: not _open_jobs(database), timeout=PROVISIONING,
+    wait_until(lambda: not open_jobs(database), timeout=PROVISIONING,
                message="every job finished")  # nothing is still on its way into LXD
     warren.stop()
-    _remove_names(database, zone)
+    remove_names(database, zone)
     for username in warren.members:
         lxd.delete_project(settings.lxd_socket, project_name(username))
-
-
-def _open_jobs(database) -> int:
-    with sqlite3.connect(database) as db:
-        return db.execute("SELECT count(*) FROM jobs WHERE state IN ('pending', 'running')"
-                          ).fetchone()[0]
-
-
-def _remove_names(database, zone) -> None:
-    with sqlite3.connect(database) as db:
-        installation = db.execute("SELECT value FROM meta WHERE key = 'installation'").fetchone()[0]
-        rows = db.execute("SELECT fqdn, project FROM instances").fetchall()
-    for fqdn, project in rows:
-        dns.remove_name(zone, fqdn, dns_owner(member_of(project), installation))
 
 
 @pytest.fixture
@@ -209,3 +196,39 @@ def test_an_admin_reviews_and_saves_a_profile_change(live, unique_name, driver, 
     assert "Saved profiles/small.yaml" in driver.find_element(By.CLASS_NAME, "flash").text
     saved = (tmp_path / "profiles" / "small.yaml").read_text()
     assert saved == text.replace("memory: 512MiB", "memory: 768MiB")
+
+
+@pytest.mark.lxd
+@pytest.mark.named
+def test_a_member_types_into_the_console_of_a_running_instance(live, member, driver, settings,
+                                                               busybox_image):
+    name = "con" + member[-6:]  # the instance's hostname inside
+    session = live.session(member)
+    location = session.submit("/instances/new", session.token("/instances/new"), name=name,
+                              profile="small", image="busybox", keys=KEY).headers["Location"]
+    assert session.wait_settled(location, timeout=PROVISIONING)["status"] == "ready"
+    sign_in(driver, live.base, member, PASSWORD)
+    driver.get(live.base + location)
+    click_through(driver, driver.find_element(By.LINK_TEXT, "Console"))
+    assert driver.find_element(By.TAG_NAME, "h1").text == f"Console of {name}"
+    terminal = driver.find_element(By.ID, "terminal")
+    wait(driver).until(lambda d: terminal.get_attribute("data-connected") == "true",
+                       "the console never connected")
+
+    terminal.click()
+    rows = driver.find_element(By.CSS_SELECTOR, "#terminal .xterm-rows")
+
+    def prompted(d):  # the shell starts a moment after the instance is ready: press Enter till then
+        if "#" in rows.text:
+            return True
+        ActionChains(d).send_keys(Keys.ENTER).perform()
+        return False
+    wait(driver).until(prompted, "the console's shell never prompted")
+    ActionChains(driver).send_keys("hostname" + Keys.ENTER).perform()
+    wait(driver).until(lambda d: name in [line.strip() for line in rows.text.splitlines()],
+                       f"{name} never showed in the terminal")
+
+    assert len(console_operations(settings, member, name)) == 1
+    driver.get(live.base + "/")  # leaving the page closes its socket
+    wait_until(lambda: not console_operations(settings, member, name), timeout=15,
+               message="LXD's console operation ended after the page closed")

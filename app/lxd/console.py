@@ -1,0 +1,122 @@
+"""Instance consoles as LXD hands them out: a container's /dev/console or a
+VM's serial console, as an operation with two websockets on the daemon's
+unix socket, one carrying the terminal's bytes and one control messages
+(the window size).
+
+LXD 5.0 waits for both sockets without a time limit and refuses to cancel
+a console operation, so once one is created both are connected at once;
+closing the control socket ends the operation, and LXD then closes the
+data socket. websocket-client is imported here and nowhere else."""
+import json
+import socket
+
+import websocket
+
+from ..errors import BackendUnavailable, LxdError
+from .client import connect, translated
+
+DESCRIPTION = "Showing console"  # how LXD names a console operation
+CONNECT_SECONDS = 10
+
+
+class Console:
+    """An open console: read() what the instance writes, write() keys,
+    resize() the terminal, close() to end LXD's operation."""
+
+    def __init__(self, operation: str, data: websocket.WebSocket, control: websocket.WebSocket):
+        self.operation = operation
+        self._data = data
+        self._control = control
+        self._closed = False
+
+    def read(self) -> bytes:
+        """The next output from the instance; b"" once the console has ended."""
+        while True:
+            try:
+                opcode, payload = self._data.recv_data()
+            except (websocket.WebSocketException, OSError):
+                return b""
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                return b""
+            if payload:
+                return payload
+
+    def write(self, data: bytes) -> None:
+        """Send keys (or pasted text) to the instance's console."""
+        try:
+            self._data.send_binary(data)
+        except (websocket.WebSocketException, OSError) as error:
+            raise LxdError(f"the console of operation {self.operation} is closed ({error})") from error
+
+    def resize(self, columns: int, rows: int) -> None:
+        """Tell LXD the terminal's new size (it sets the console's window size)."""
+        message = {"command": "window-resize", "args": {"width": str(columns), "height": str(rows)}}
+        try:
+            self._control.send(json.dumps(message))
+        except (websocket.WebSocketException, OSError) as error:
+            raise LxdError(f"the console of operation {self.operation} is closed ({error})") from error
+
+    def close(self) -> None:
+        """End LXD's operation (idempotent; safe while another thread reads)."""
+        if self._closed:
+            return
+        self._closed = True
+        for sock in (self._control, self._data):
+            if sock.sock is not None:
+                try:
+                    # shut down first: that wakes a read blocked in another thread, a close does not
+                    sock.sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            sock.shutdown()
+
+
+def _websocket(socket_path: str, path: str) -> websocket.WebSocket:
+    raw = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    raw.settimeout(CONNECT_SECONDS)
+    try:
+        raw.connect(socket_path)
+        # No Origin header: LXD (gorilla/websocket) compares it with the Host
+        # header, which is meaningless on a unix socket.
+        connection = websocket.create_connection(f"ws://lxd{path}", socket=raw,
+                                                 suppress_origin=True, timeout=CONNECT_SECONDS)
+    except BaseException:
+        raw.close()
+        raise
+    connection.settimeout(None)  # reads wait for the instance as long as the console is open
+    return connection
+
+
+def open_console(socket_path: str, project: str, name: str, columns: int, rows: int) -> Console:
+    """Open an instance's console at the given terminal size."""
+    client = connect(socket_path, project)
+    with translated(f"opening the console of {name}"):
+        response = client.api.instances[name].console.post(
+            json={"type": "console", "width": columns, "height": rows})
+    body = response.json()
+    operation = body["operation"].split("/")[-1].split("?")[0]
+    secrets = body["metadata"]["metadata"]["fds"]
+    path = f"/1.0/operations/{operation}/websocket?secret="
+    opened = []
+    try:
+        for key in ("control", "0"):
+            opened.append(_websocket(socket_path, path + secrets[key]))
+    except (websocket.WebSocketException, OSError) as error:
+        for connection in opened:
+            connection.shutdown()
+        raise BackendUnavailable(f"opening the console of {name}: LXD's console socket "
+                                 f"did not answer ({error})") from error
+    control, data = opened
+    return Console(operation, data, control)
+
+
+def console_operations(socket_path: str, project: str, name: str) -> list[str]:
+    """Ids of the console operations LXD is running for an instance."""
+    client = connect(socket_path, project)
+    with translated(f"listing the operations of {name}"):
+        listing = client.api.operations.get(params={"recursion": 1}).json()["metadata"] or {}
+    wanted = f"/1.0/instances/{name}"
+    return [operation["id"] for operation in listing.get("running", [])
+            if operation["description"] == DESCRIPTION
+            and wanted in (url.split("?")[0] for url in
+                           (operation.get("resources") or {}).get("instances", []))]
