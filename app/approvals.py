@@ -134,5 +134,5 @@ def _decide_instance(db, row: dict, actor: dict, approve: bool, reason: str) -> 
         jobs.enqueue(db, instance["id"], "provision")
     else:
         db["instances"].update(instance["id"], {"status": DENIED, "error": f"Denied{by}",
-                                                "ipv4": None, "updated_at": now()})
+                                                "ipv4": None, "ipv6": None, "updated_at": now()})
         record_event(db, instance["id"], DENIED, "Denied" + by)

@@ -64,7 +64,8 @@ def _pairs(items) -> dict:
 
 def _describe(quota) -> str:
     return (", ".join(f"{key}={value}" for key, value in quota.lxd_limits().items())
-            + f", nesting={'allowed' if quota.nesting else 'blocked'}, cpu_priority={quota.cpu_priority}")
+            + f", nesting={'allowed' if quota.nesting else 'blocked'}, cpu_priority={quota.cpu_priority}"
+            + f", forwards={quota.forwards}")
 
 
 def _report_lxd(change) -> None:
@@ -153,9 +154,12 @@ def setup_lxd():
         client = lxd.connect(settings.lxd_socket)
         made = lxd.ensure_storage_pool(client, settings.lxd_storage_pool, settings.lxd_pool_size)
         click.echo(f"storage pool {settings.lxd_storage_pool}: {'created' if made else 'present'}")
+        prefix = settings.network_ipv6_prefix
         made = lxd.ensure_network(client, settings.lxd_network, settings.network_address,
                                   addresses.dynamic_range(settings.network_address),
-                                  mode=settings.network_mode)
+                                  mode=settings.network_mode,
+                                  ipv6_address=addresses.ipv6_gateway(prefix) if prefix else None,
+                                  ipv6_range=addresses.ipv6_dynamic_range(prefix) if prefix else None)
         click.echo(f"network {settings.lxd_network}: {'configured' if made else 'present'}")
         made = firewall.ensure_dhcp_guard(settings.lxd_network, settings.network_address)
         click.echo(f"DHCP guard on {settings.lxd_network}: {'installed' if made else 'present'}")

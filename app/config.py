@@ -96,11 +96,63 @@ def _size(value: str) -> str:
     return value
 
 
+def _ipv6_prefix(value: str) -> str:
+    """Empty (IPv6 off) or one /64 for the bridge, e.g. 2001:db8:0:1::/64."""
+    value = value.strip()
+    if not value:
+        return ""
+    try:
+        network = ipaddress.IPv6Network(value)
+    except (ipaddress.AddressValueError, ipaddress.NetmaskValueError):
+        raise ValueError(f"{value!r} is not an IPv6 prefix like 2001:db8:0:1::/64 "
+                         "(leave it empty to keep IPv6 off)") from None
+    except ValueError:
+        raise ValueError(f"{value!r} has bits set after the prefix length: give the "
+                         f"network itself, e.g. {ipaddress.IPv6Network(value, strict=False)}") from None
+    if network.prefixlen != 64:
+        raise ValueError(f"{value!r} is a /{network.prefixlen}; give one /64 (DHCPv6 and router "
+                         "advertisements on a bridge need a /64; from a larger routed prefix, "
+                         "pick one /64 of it)")
+    if network.is_link_local or network.is_multicast or network.is_loopback \
+            or network.is_unspecified or network.subnet_of(ipaddress.IPv6Network("::ffff:0:0/96")):
+        raise ValueError(f"{value!r} is not a unicast prefix an instance can be reached at "
+                         "(use a global or unique-local /64)")
+    return str(network)
+
+
 def _network_mode(value: str) -> str:
     mode = value.strip().lower()
     if mode not in NETWORK_MODES:
         raise ValueError(f"{value!r} is not a network mode (use {', '.join(NETWORK_MODES)})")
     return mode
+
+
+def _optional_ipv4(value: str) -> str:
+    return _ipv4(value) if value.strip() else ""
+
+
+@dataclass(frozen=True)
+class PortRange:
+    """Ports low..high, both included; written 20000-29999."""
+    low: int
+    high: int
+
+    def __contains__(self, port: int) -> bool:
+        return self.low <= port <= self.high
+
+    def __str__(self) -> str:
+        return f"{self.low}-{self.high}"
+
+
+def _port_range(value: str) -> PortRange:
+    """Two ports like 20000-29999 (unprivileged: 1024 or above)."""
+    match = re.fullmatch(r"\s*([0-9]{1,5})\s*-\s*([0-9]{1,5})\s*", value)
+    if not match:
+        raise ValueError(f"{value!r} is not a port range like 20000-29999")
+    low, high = int(match[1]), int(match[2])
+    if not 1024 <= low <= high <= 65535:
+        raise ValueError(f"{value!r} must run from a lower to a higher port within 1024..65535")
+    return PortRange(low, high)
 
 
 def _words(value: str) -> tuple[str, ...]:
@@ -157,6 +209,9 @@ KEYS = (
     Key("network_mode", "isolated", _network_mode,
         "How instances meet the Internet: isolated (NAT off), nat (outbound IPv4 masqueraded "
         "to the host's address) or routed (the upstream routes the bridge's prefix to this host)."),
+    Key("network_ipv6_prefix", "", _ipv6_prefix,
+        "The bridge's IPv6 /64 (e.g. 2001:db8:0:1::/64), beside any network mode: each instance "
+        "gets a static address in it and an AAAA record; empty keeps IPv6 off."),
     Key("images", "debian-12 busybox", _words, "Images bin/up builds and imports (folders of images/)."),
     Key("vm_images", "debian-12-vm vm-tiny", _words,
         "VM images bin/up builds and imports when LXD can run VMs."),
@@ -197,6 +252,11 @@ KEYS = (
     Key("ssh_user", "warren-jump", _label, "The host account members jump through (no shell, no files)."),
     Key("ssh_dir", "{data_dir}/ssh", _text,
         "The jump server's config, host keys and key lookup command (root-owned, as sshd requires)."),
+    Key("forward_address", "", _optional_ipv4,
+        "Public address port forwards listen on; empty means ssh_address. Forwards are off "
+        "while that is a loopback address."),
+    Key("forward_ports", "20000-29999", _port_range,
+        "The public ports members may forward (TCP and UDP), like 20000-29999."),
     Key("fault_at", "", _text,
         "Test harness only: the worker kills itself (SIGKILL) at this step. Leave empty."),
 )

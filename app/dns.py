@@ -1,7 +1,8 @@
 """The only module that talks DNS (through dnspython): RFC 2136 updates signed
 with TSIG, sent to the zone's authoritative server, and plain queries.
 
-Each published name carries a TXT owner record next to its A record. Updates
+Each published name carries a TXT owner record next to its A record (and
+its AAAA record, with IPv6 on). Updates
 are guarded by prerequisites so Warren never overwrites or deletes a name it
 does not own, and repeating an update changes nothing (safe to retry).
 """
@@ -102,19 +103,27 @@ def owner_text(owner: str) -> str:
     return f'"warren owner={owner}"'
 
 
-def publish_address(zone: Zone, fqdn: str, address: str, owner: str) -> None:
-    """Point fqdn at address, unless the name belongs to someone else."""
+def publish_address(zone: Zone, fqdn: str, address: str, owner: str,
+                    ipv6: str | None = None) -> None:
+    """Point fqdn at address (and at ipv6 with an AAAA record, or at no IPv6
+    address when ipv6 is None), unless the name belongs to someone else."""
     name = zone.relative(fqdn)
     marker = owner_text(owner)
     fresh = _update(zone)
     fresh.absent(name)  # prerequisite: the name is not in use at all
     fresh.add(name, zone.ttl, "A", address)
+    if ipv6:
+        fresh.add(name, zone.ttl, "AAAA", ipv6)
     fresh.add(name, zone.ttl, "TXT", marker)
     rcode = _send(zone, fresh)
     if rcode == dns.rcode.YXDOMAIN:
         ours = _update(zone)
         ours.present(name, "TXT", marker)  # prerequisite: it carries our marker
         ours.replace(name, zone.ttl, "A", address)
+        if ipv6:
+            ours.replace(name, zone.ttl, "AAAA", ipv6)
+        else:
+            ours.delete(name, "AAAA")
         rcode = _send(zone, ours)
         if rcode == dns.rcode.NXRRSET:
             raise Conflict(f"{fqdn} is already in use in DNS and not by {owner}")
@@ -129,7 +138,7 @@ def remove_name(zone: Zone, fqdn: str, owner: str) -> bool:
     update.delete(name)
     rcode = _send(zone, update)
     if rcode == dns.rcode.NXRRSET:
-        if lookup(zone, fqdn, "TXT") == [] and lookup(zone, fqdn, "A") == []:
+        if all(lookup(zone, fqdn, rdtype) == [] for rdtype in ("TXT", "A", "AAAA")):
             return False
         raise Conflict(f"{fqdn} is not Warren's record for {owner}; left as it is")
     _check(rcode, f"removing {fqdn}")

@@ -1,10 +1,12 @@
 """Host-level guards on Warren's bridge that LXD's NIC filtering leaves out.
 
-The only module that runs ebtables and iptables. In isolated mode a forward
-guard (iptables FORWARD, `ensure_forward_guard`) keeps everything from
-crossing between the bridge and any other interface: LXD turns on the
-host's forwarding for its bridges, so without it an instance could send
-packets out of the host's uplink (unanswered, but sent). A drop in any
+The only module that runs ebtables, iptables, ip6tables and nft. In isolated mode
+a forward guard (iptables and ip6tables FORWARD, `ensure_forward_guard`)
+keeps everything from crossing between the bridge and any other interface,
+but the connections that port forwards let in: LXD turns on the host's
+forwarding for its bridges (IPv6 forwarding too, once the bridge has
+IPv6), so without it an instance could send packets out of the host's
+uplink (unanswered, but sent). A drop in any
 nf_tables base chain is final, so LXD's own accepts (its nftables driver's
 `table inet lxd`) cannot undo it. Traffic between instances on the bridge
 is bridged, not forwarded by IP, unless the kernel passes bridged frames
@@ -21,6 +23,16 @@ table, each entered from PREROUTING:
   check runs in the `filter` table, after the bridge has already learned the
   forged source address, so a container that takes a neighbour's MAC would
   still draw that neighbour's traffic to its own port.
+
+With IPv6 on, one more guard (nft, `sync_nd_guard`, table `bridge warren`,
+a chain per bridge hooked at prerouting): each port may only send neighbour
+advertisements for its instance's own IPv6 address. LXD 5.0.2's
+security.ipv6_filtering accepts anything sent from the instance's own
+address before it looks at a neighbour advertisement's target, so an
+instance could tell its neighbours that another instance's address is at
+its MAC and draw that traffic to itself (tests/test_ipv6.py shows both).
+The target is read after any extension headers (`@th`), so padding the
+packet cannot move it out of view.
 
 Why ebtables `nat` PREROUTING: it is the hook that runs before the bridge
 learns source addresses, and LXD never touches it (its nftables driver
@@ -69,7 +81,7 @@ def dhcp_rules(network_address: str) -> list[str]:
         # and some (busybox udhcpc) take a reply from any source port.
         f"-p IPv4 --ip-src {network} --ip-proto udp --ip-sport 67 -j DROP",
         f"-p IPv4 --ip-src {network} --ip-proto udp --ip-dport 68 -j DROP",
-        # For when the bridge gets IPv6: DHCPv6 servers (547 -> 546) and RAs.
+        # IPv6 (WARREN_NETWORK_IPV6_PREFIX): DHCPv6 servers (547 -> 546) and RAs.
         f"-p IPv6 -s {LXD_MACS} --ip6-proto udp --ip6-sport 547 -j DROP",
         f"-p IPv6 -s {LXD_MACS} --ip6-proto udp --ip6-dport 546 -j DROP",
         f"-p IPv6 -s {LXD_MACS} --ip6-proto ipv6-icmp --ip6-icmp-type router-advertisement -j DROP",
@@ -81,34 +93,59 @@ def mac_rule(port: str, mac: str) -> str:
     return f"-s ! {mac.lower()} -i {port} -j DROP"
 
 
+# Connections LXD's network forwards let in (port forwards, app/forwards.py)
+# are destination-NATed; conntrack marks both directions of them DNAT, so
+# the guard lets exactly those through and instances still open nothing.
+NOT_FORWARDED = ["-m", "conntrack", "!", "--ctstate", "DNAT"]
+
+
 def forward_rules(bridge: str) -> list[list[str]]:
-    """The forward guard: nothing from the bridge to elsewhere, or back."""
+    """The forward guard: nothing from the bridge to elsewhere, or back,
+    but the connections of port forwards."""
+    return [["-i", bridge, "!", "-o", bridge, *NOT_FORWARDED, "-j", "DROP"],
+            ["-o", bridge, "!", "-i", bridge, *NOT_FORWARDED, "-j", "DROP"]]
+
+
+def _older_forward_rules(bridge: str) -> list[list[str]]:
+    """The guard as it was before port forwards: taken off where found."""
     return [["-i", bridge, "!", "-o", bridge, "-j", "DROP"],
             ["-o", bridge, "!", "-i", bridge, "-j", "DROP"]]
 
 
-def _iptables(*args: str) -> subprocess.CompletedProcess:
+# Both families, whether or not the bridge has IPv6 now: the guard is in
+# place before IPv6 is turned on, and costs nothing while it is off.
+IPTABLES = ("iptables", "ip6tables")
+
+
+def _iptables(*args: str, binary: str = "iptables") -> subprocess.CompletedProcess:
     try:
-        return subprocess.run(["iptables", "-w", "10", *args], capture_output=True, text=True,
+        return subprocess.run([binary, "-w", "10", *args], capture_output=True, text=True,
                               timeout=30, check=False)
     except (OSError, subprocess.TimeoutExpired) as error:
-        raise BackendError(f"iptables {' '.join(args)}: {error}") from None
+        raise BackendError(f"{binary} {' '.join(args)}: {error}") from None
 
 
 def ensure_forward_guard(bridge: str, isolated: bool) -> bool:
     """Put the forward guard on the bridge when it is isolated, take it off
-    when it is not (nat or routed); True if anything changed."""
+    when it is not (nat or routed), for IPv4 and IPv6; True if anything
+    changed."""
     changed = False
-    for rule in forward_rules(bridge):
-        present = _iptables("-C", "FORWARD", *rule).returncode == 0
-        if isolated and not present:
-            result = _iptables("-I", "FORWARD", "1", *rule)
-            if result.returncode:
-                raise BackendError(f"iptables refused the forward guard: {result.stderr.strip()}")
-            changed = True
-        elif not isolated and present:
-            _iptables("-D", "FORWARD", *rule)
-            changed = True
+    for binary in IPTABLES:
+        for rule in forward_rules(bridge):
+            present = _iptables("-C", "FORWARD", *rule, binary=binary).returncode == 0
+            if isolated and not present:
+                result = _iptables("-I", "FORWARD", "1", *rule, binary=binary)
+                if result.returncode:
+                    raise BackendError(f"{binary} refused the forward guard: "
+                                       f"{result.stderr.strip()}")
+                changed = True
+            elif not isolated and present:
+                _iptables("-D", "FORWARD", *rule, binary=binary)
+                changed = True
+        for rule in _older_forward_rules(bridge):
+            if _iptables("-C", "FORWARD", *rule, binary=binary).returncode == 0:
+                _iptables("-D", "FORWARD", *rule, binary=binary)
+                changed = True
     return changed
 
 
@@ -204,6 +241,70 @@ def sync_mac_guard(bridge: str, ports: dict[str, str]) -> list[str]:
     changes += [f"MAC guard for {rule.split(' -i ')[1].split()[0]} removed"
                 if " -i " in rule else f"stray rule removed: {rule}" for rule in removed]
     return changes
+
+
+ND_TABLE = "warren"
+
+
+def nd_chain(bridge: str) -> str:
+    """The neighbour advertisement guard chain of a bridge (in nft's `bridge warren`)."""
+    return f"nd_{bridge}"
+
+
+def nd_rule(port: str, address: str) -> str:
+    """Drop neighbour advertisements a port sends for any target but its address."""
+    return (f'iifname "{port}" icmpv6 type nd-neighbor-advert '
+            f"@th,64,128 != {int(ipaddress.IPv6Address(address)):#034x} drop")
+
+
+def _nft(script: str, *args: str) -> subprocess.CompletedProcess:
+    try:
+        result = subprocess.run(["nft", *args, "-f", "-"] if script else ["nft", *args],
+                                input=script or None, capture_output=True, text=True,
+                                timeout=30, check=False)
+    except FileNotFoundError as error:
+        raise BackendError("nft is not installed (Debian package nftables); Warren needs it "
+                           "to guard its bridge's IPv6 neighbours") from error
+    except subprocess.TimeoutExpired as error:
+        raise BackendError("nft did not finish in 30 s") from error
+    return result
+
+
+def _nd_rules(bridge: str) -> list[str]:
+    """The guard's rules as nft lists them ([] when there is no chain)."""
+    listing = _nft("", "list", "chain", "bridge", ND_TABLE, nd_chain(bridge))
+    return [line.strip() for line in listing.stdout.splitlines()
+            if line.strip().startswith("iifname ")] if listing.returncode == 0 else []
+
+
+def sync_nd_guard(bridge: str, addresses: dict[str, str]) -> list[str]:
+    """Hold each port (host-side interface -> its instance's IPv6 address)
+    to advertising its own address only; ports that are gone lose their
+    rule. Replaced in one nft transaction, so no rule ever lapses. A line
+    per change."""
+    wanted = [nd_rule(port, address) for port, address in sorted(addresses.items())]
+    present = _nd_rules(bridge)
+    if present == wanted:
+        return []
+    chain = nd_chain(bridge)
+    script = (f"table bridge {ND_TABLE} {{\n  chain {chain} {{ type filter hook prerouting "
+              f"priority -300; policy accept; }}\n}}\nflush chain bridge {ND_TABLE} {chain}\n"
+              + "".join(f"add rule bridge {ND_TABLE} {chain} {rule}\n" for rule in wanted))
+    result = _nft(script)
+    if result.returncode:
+        raise BackendError(f"nft refused the neighbour guard on {bridge}: {result.stderr.strip()}")
+    return ([f"neighbour guard for {_port(rule)} added" for rule in wanted if rule not in present]
+            + [f"neighbour guard for {_port(rule)} removed" for rule in present
+               if rule not in wanted])
+
+
+def _port(rule: str) -> str:
+    return rule.split('"')[1]
+
+
+def remove_nd_guard(bridge: str) -> bool:
+    """Remove the neighbour advertisement guard of a bridge."""
+    return _nft("", "delete", "chain", "bridge", ND_TABLE, nd_chain(bridge)).returncode == 0
 
 
 def _remove_chain(chain: str) -> bool:

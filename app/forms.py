@@ -27,6 +27,13 @@ class KeysForm(FlaskForm):
     keys = TextAreaField("SSH public keys", description="One per line, as in ~/.ssh/id_ed25519.pub.")
 
 
+class ForwardForm(FlaskForm):
+    """Fields only: the forwards service validates them all at once."""
+    protocol = SelectField("Protocol", choices=["tcp", "udp"], validate_choice=False)
+    instance_port = StringField("Instance port", description="The port your service listens on.")
+    public_port = StringField("Public port", description="Leave empty for the first free one.")
+
+
 class InstanceRequestForm(FlaskForm):
     """Fields only: the instances service validates them all at once."""
     name = StringField("Name", description="Becomes the hostname and <name>.<you>.<zone>.")
@@ -64,7 +71,8 @@ class SignUpForm(FlaskForm):
                             validators=[DataRequired(), EqualTo("password", "The two entries differ.")])
 
 
-QUOTA_FIELDS = ("instances", "cpu", "memory", "disk", "processes", "cpu_priority", "nesting")
+QUOTA_FIELDS = ("instances", "cpu", "memory", "disk", "processes", "cpu_priority", "nesting",
+                "forwards")
 
 
 class QuotaValuesForm(FlaskForm):
@@ -76,6 +84,7 @@ class QuotaValuesForm(FlaskForm):
     processes = StringField("Processes")
     cpu_priority = StringField("CPU priority cap", description="0-10")
     nesting = StringField("Nesting", description="true or false")
+    forwards = StringField("Port forwards")
 
     def values_text(self) -> dict[str, str]:
         """The fields that were filled in."""

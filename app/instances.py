@@ -3,8 +3,8 @@ done by the worker (provisioning.py); this module only validates, reserves
 and queues, so a request returns at once.
 
 A request is reserved in one BEGIN IMMEDIATE transaction: the name, the
-quota room and a static address are checked and taken together, so
-concurrent requests cannot overbook.
+quota room and a static address (two with IPv6 on) are checked and taken
+together, so concurrent requests cannot overbook.
 """
 import re
 from datetime import timedelta
@@ -85,7 +85,9 @@ def _request_instance(user, name, profile_name, image, keys_text, saved_key_ids)
         quota = quotas.quota_for(db, user)  # read again inside the write lock
         quotas.check_room(quota, quotas.usage(db, user["id"]), profile)
         address = addresses.allocate(db, settings.network_address)
-        if address is None:
+        address6 = addresses.allocate_ipv6(db, settings.network_ipv6_prefix) \
+            if settings.network_ipv6_prefix else None
+        if address is None or (settings.network_ipv6_prefix and address6 is None):
             raise Conflict("No free addresses are left on Warren's network; ask an admin.")
         stamp = now()
         waits = profile.approval and user["role"] != "admin"
@@ -94,7 +96,7 @@ def _request_instance(user, name, profile_name, image, keys_text, saved_key_ids)
             "id": instance_id, "lxd_name": lxd_name(name, instance_id, installation()),
             "user_id": user["id"], "name": name, "project": project_name(user["username"]),
             "profile": profile.name, "image": image, "instance_type": profile.instance_type,
-            "fqdn": fqdn_for(name, user["username"], settings.dns_zone), "ipv4": address,
+            "fqdn": fqdn_for(name, user["username"], settings.dns_zone), "ipv4": address, "ipv6": address6,
             "ssh_keys": "\n".join(key.line for key in keys),
             "cpu": profile.limits.cpu, "memory": profile.limits.memory, "disk": profile.limits.disk,
             "processes": profile.limits.processes, "error": None,

@@ -7,17 +7,22 @@ neighbours' DHCP. Three defences, each where it can be enforced:
 - LXD's NIC filtering on every instance's eth0 (security.mac_filtering,
   security.ipv4_filtering, and security.ipv6_filtering where the bridge has
   IPv6): frames only from the instance's MAC, ARP and IPv4 only from its
-  own address. New instances get it from provisioning.nic_device; the ones
-  made before that get it from filter_existing_nics.
+  own address, neighbour advertisements and IPv6 only for and from its own
+  IPv6 address. New instances get it from provisioning.nic_device; the ones
+  made before that (or before IPv6 was turned on) get it, and their
+  addresses, from filter_existing_nics.
 - Warren's DHCP guard (firewall.ensure_dhcp_guard): no DHCP server replies
   or router advertisements from instances; the host's DHCP still answers.
 - Warren's MAC guard (firewall.sync_mac_guard): each port may only send
   from its instance's MAC before the bridge learns addresses, so nobody
   can draw a neighbour's traffic to their own port by taking its MAC.
+  With IPv6 on, its neighbour guard (firewall.sync_nd_guard): each port may
+  only advertise its own IPv6 address, which LXD's IPv6 filtering lets
+  slip.
 """
 import logging
 
-from . import audit, firewall, lxd
+from . import addresses, audit, firewall, lxd
 from .names import PROJECT_PREFIX, member_of
 from .passes import each_guarded
 from .projects import installation
@@ -27,6 +32,7 @@ NIC = "eth0"
 # What every instance NIC carries on any bridge (IPv6 filtering is added
 # where the bridge has IPv6: filtering_keys).
 IPV4_FILTERING = {"security.mac_filtering": "true", "security.ipv4_filtering": "true"}
+IPV6_FILTERING = {"security.ipv6_filtering": "true"}
 
 
 def filtering_keys(network_config: dict) -> dict[str, str]:
@@ -36,16 +42,37 @@ def filtering_keys(network_config: dict) -> dict[str, str]:
     driver) refuses it on a bridge without, as the chain its NDP rules go
     into only exists for IPv6 bridges."""
     keys = dict(IPV4_FILTERING)
-    if network_config.get("ipv6.address", "none") not in ("", "none"):
-        keys["security.ipv6_filtering"] = "true"
+    if has_ipv6(network_config):
+        keys.update(IPV6_FILTERING)
     return keys
+
+
+def has_ipv6(network_config: dict) -> bool:
+    """Whether a bridge with this config has IPv6."""
+    return network_config.get("ipv6.address", "none") not in ("", "none")
+
+
+def _wanted(db, settings, warren_id: int, nic: dict, keys: dict) -> dict:
+    """The keys eth0 must carry: the filtering keys, and the addresses
+    Warren reserved for it where the NIC lacks them (an instance made
+    before IPv6 was on gets its IPv6 address reserved now)."""
+    wanted = dict(keys)
+    row = db.execute("SELECT ipv4, ipv6 FROM instances WHERE id = ?", [warren_id]).fetchone()
+    if row is None:
+        return wanted
+    if not nic.get("ipv4.address") and row[0]:
+        wanted["ipv4.address"] = row[0]
+    if "security.ipv6_filtering" in keys and settings.network_ipv6_prefix:
+        address = row[1] or addresses.reserve_ipv6(db, warren_id, settings.network_ipv6_prefix)
+        if address:
+            wanted["ipv6.address"] = address
+    return wanted
 
 
 def _unfiltered(db, settings, keys: dict) -> list[tuple[str, str, dict]]:
     """(project, LXD name, keys to set) of this Warren's instances whose
     eth0 lacks some of the keys, found by user.warren.id, not by name."""
     client = lxd.connect(settings.lxd_socket)
-    addresses = {row["id"]: row["ipv4"] for row in db["instances"].rows}
     found = []
     for project in lxd.project_names(client, PROJECT_PREFIX, installation()):
         scoped = lxd.connect(settings.lxd_socket, project=project)
@@ -55,14 +82,11 @@ def _unfiltered(db, settings, keys: dict) -> list[tuple[str, str, dict]]:
                     or not config.get("user.warren.id", "").isdigit():
                 continue
             nic = item["expanded_devices"].get(NIC)
-            if nic is None or nic.get("type") != "nic" \
-                    or all(nic.get(key) == value for key, value in keys.items()):
+            if nic is None or nic.get("type") != "nic":
                 continue
-            wanted = dict(keys)
-            address = addresses.get(int(config["user.warren.id"]))
-            if not nic.get("ipv4.address") and address:
-                wanted["ipv4.address"] = address  # the address Warren reserved for it
-            found.append((project, name, wanted))
+            wanted = _wanted(db, settings, int(config["user.warren.id"]), nic, keys)
+            if any(nic.get(key) != value for key, value in wanted.items()):
+                found.append((project, name, wanted))
     return found
 
 
@@ -92,7 +116,8 @@ def filter_existing_nics(db, settings) -> list[str]:
 def guard_bridge(settings) -> list[str]:
     """Put the DHCP guard back if it went missing, the forward guard in line
     with the network mode, and hold every running
-    instance's port on the bridge to its MAC (ports of stopped instances are
+    instance's port on the bridge to its MAC, and with IPv6 on to
+    advertising its own IPv6 address only (ports of stopped instances are
     dropped); a line per change. A port gets its rule only when this runs,
     so run it right after starting instances as well as periodically."""
     lines = []
@@ -100,9 +125,13 @@ def guard_bridge(settings) -> list[str]:
         lines.append(f"DHCP guard on {settings.lxd_network} (re)installed")
     if firewall.ensure_forward_guard(settings.lxd_network, settings.network_mode == "isolated"):
         lines.append(f"forward guard on {settings.lxd_network} brought in line")
-    ports = lxd.bridge_ports(lxd.connect(settings.lxd_socket), settings.lxd_network)
+    client = lxd.connect(settings.lxd_socket)
+    ports = lxd.bridge_ports(client, settings.lxd_network)
     lines += [f"{settings.lxd_network}: {line}"
               for line in firewall.sync_mac_guard(settings.lxd_network, ports)]
+    if settings.network_ipv6_prefix:
+        lines += [f"{settings.lxd_network}: {line}" for line in firewall.sync_nd_guard(
+            settings.lxd_network, lxd.bridge_port_ipv6(client, settings.lxd_network))]
     for line in lines:
         log.info("isolation: %s", line)
     return lines

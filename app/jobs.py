@@ -23,14 +23,17 @@ from .store import now, transaction
 
 LEASE = timedelta(minutes=5)
 POWER = ("start", "stop", "restart")
+# Jobs that bring LXD in line with the store: one waiting per instance is enough.
+SYNC = ("forwards",)
 # Every job kind there is (the worker's handler for each is in provisioning.HANDLERS).
-KINDS = frozenset(("provision", "delete") + POWER)
+KINDS = frozenset(("provision", "delete") + POWER + SYNC)
 
 
 def enqueue(db, instance_id: int, kind: str, member_limit: int | None = None) -> int:
     """Add a job (inside the caller's transaction) and return its id.
 
-    A power job merges into one already waiting for the instance. With
+    A power job merges into one already waiting for the instance, and a
+    sync job is not queued twice. With
     member_limit (requests a member makes), Conflict when the member has
     that many jobs waiting already."""
     if kind not in KINDS:
@@ -40,6 +43,11 @@ def enqueue(db, instance_id: int, kind: str, member_limit: int | None = None) ->
                              f"AND kind IN {sql_list(POWER)}", [instance_id]).fetchone()
         if waiting is not None:
             db.execute("UPDATE jobs SET kind = ? WHERE id = ?", [kind, waiting[0]])
+            return waiting[0]
+    if kind in SYNC:
+        waiting = db.execute("SELECT id FROM jobs WHERE instance_id = ? AND state = 'pending' "
+                             "AND kind = ?", [instance_id, kind]).fetchone()
+        if waiting is not None:
             return waiting[0]
     if member_limit is not None:
         queued = waiting_for_member(db, instance_id)

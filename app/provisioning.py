@@ -4,7 +4,7 @@ Every step is idempotent so a job can run again after a crash: the LXD
 instance has a deterministic name in the member's project and carries
 user.warren.* keys that say which request made it; DNS updates are guarded
 by prerequisites. A failed request is rolled back (LXD instance and DNS
-record removed, address freed) so nothing is left half-created.
+records removed, addresses freed) so nothing is left half-created.
 """
 import logging
 import os
@@ -14,7 +14,7 @@ from typing import Callable
 
 import yaml
 
-from . import accounts, audit, dns, isolation, jobs, lxd, quotas, statuses
+from . import accounts, addresses, audit, dns, forwards, isolation, jobs, lxd, quotas, statuses
 from .config import current_settings
 from .errors import BackendUnavailable, Conflict, WarrenError
 from .instances import lease_blocks_start, record_event
@@ -55,12 +55,16 @@ def cloud_config(keys: list[str], hostname: str | None = None) -> str:
     return "#cloud-config\n" + yaml.safe_dump(data, default_flow_style=False)
 
 
-def nic_device(network: str, ipv4: str) -> dict:
-    """An instance's NIC on Warren's bridge with its static address, filtered
+def nic_device(network: str, ipv4: str, ipv6: str | None = None) -> dict:
+    """An instance's NIC on Warren's bridge with its static addresses, filtered
     by LXD so a member who is root inside cannot take another instance's MAC
-    or IPv4 address (ARP and IP source checks on the host side)."""
-    return {"type": "nic", "network": network, "name": "eth0", "ipv4.address": ipv4,
-            **isolation.IPV4_FILTERING}
+    or addresses (ARP, neighbour advertisement and IP source checks on the
+    host side). LXD's DHCP and DHCPv6 hand the addresses out."""
+    nic = {"type": "nic", "network": network, "name": "eth0", "ipv4.address": ipv4,
+           **isolation.IPV4_FILTERING}
+    if ipv6:
+        nic.update({"ipv6.address": ipv6, **isolation.IPV6_FILTERING})
+    return nic
 
 
 def instance_setup(instance: dict, profile, image: dict, quota, owner: str) -> tuple[dict, dict]:
@@ -74,7 +78,8 @@ def instance_setup(instance: dict, profile, image: dict, quota, owner: str) -> t
     settings = current_settings()
     config = {"user.warren.id": str(instance["id"]), "user.warren.owner": owner,
               "user.warren.hostname": instance["name"], "user.warren.installation": installation()}
-    devices = {"eth0": nic_device(settings.lxd_network, instance["ipv4"])}
+    devices = {"eth0": nic_device(settings.lxd_network, instance["ipv4"],
+                                  addresses.ipv6_of(instance, settings))}
     keys = instance["ssh_keys"].splitlines()
     cloud_init = image.get("warren.cloud-init") == "true"
     if profile.is_vm:
@@ -147,7 +152,7 @@ def provision(db, instance: dict) -> None:
     checkpoint("before-dns")
     try:
         dns.publish_address(dns.zone_from_settings(settings), instance["fqdn"], instance["ipv4"],
-                            dns_owner(user["username"]))
+                            dns_owner(user["username"]), ipv6=addresses.ipv6_of(instance, settings))
     except BackendUnavailable as error:
         # The instance is usable by address; reconcile publishes the name later.
         _set_status(db, instance, READY, f"Ready; DNS pending: {error}", dns_state="pending")
@@ -159,6 +164,7 @@ def remove_everything(db, instance: dict, halfway=lambda: None) -> None:
     """Take down the instance's DNS name and LXD instance, if they are ours.
     With the DNS server down the removal is recorded and done by reconcile."""
     settings = current_settings()
+    forwards.withdraw(db, settings, instance)  # before its address can go to someone else
     owner = dns_owner(member_of(instance["project"]))
     try:
         dns.remove_name(dns.zone_from_settings(settings), instance["fqdn"], owner)
@@ -220,7 +226,7 @@ def fail(db, instance: dict, error: Exception) -> None:
         log.error("could not clean up after %s: %s", instance["fqdn"], cleanup_error)
         reason += f" (clean-up also failed: {cleanup_error})"
     _set_status(db, instance, FAILED, f"Failed: {reason}", error=reason, ipv4=None,
-                dns_state="none")
+                ipv6=None, dns_state="none")
 
 
 def _provision_job(db, instance: dict, _kind: str) -> None:
@@ -250,6 +256,16 @@ def _power_failed(db, instance: dict, kind: str, error: WarrenError) -> None:
         record_event(db, instance["id"], kind, f"{kind.capitalize()} failed: {error}")
 
 
+def _forwards_job(db, _instance: dict, _kind: str) -> None:
+    forwards.sync(db, current_settings())
+
+
+def _forwards_failed(db, instance: dict, _kind: str, error: WarrenError) -> None:
+    with transaction(db):
+        record_event(db, instance["id"], "forward", f"Port forwards not applied yet: {error} "
+                     "(the worker tries again on its next pass).")
+
+
 @dataclass(frozen=True)
 class Handler:
     """What the worker does for a job kind, and what a failure leaves behind."""
@@ -262,6 +278,7 @@ HANDLERS = {
     "provision": Handler(_provision_job, _provision_failed),
     "delete": Handler(_delete_job, _delete_failed),
     **{kind: Handler(_power_job, _power_failed) for kind in jobs.POWER},
+    "forwards": Handler(_forwards_job, _forwards_failed),
 }
 
 

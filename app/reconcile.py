@@ -4,7 +4,7 @@ Run by the worker at start and every WARREN_RECONCILE_SECONDS. It repairs
 LXD instances made by Warren that no row wants (deleted), instances found
 under another name than their row's (renamed: the upgrade to host-unique
 names), ready rows whose instance vanished (provisioned again), missing or
-stale DNS records (published), Warren's DNS names no row wants (removed),
+stale DNS records, A and AAAA (published), Warren's DNS names no row wants (removed),
 removals owed from when the DNS server was down, and addresses held by
 failed rows (freed). Each instance and each name is repaired in its own
 guard, so one that cannot be repaired never stops the others. Running it
@@ -12,7 +12,7 @@ twice in a row changes nothing the second time.
 """
 import logging
 
-from . import audit, dns, jobs, lxd
+from . import addresses, audit, dns, jobs, lxd
 from .errors import BackendUnavailable, Conflict
 from .instances import record_event
 from .names import PROJECT_PREFIX, member_of
@@ -44,8 +44,8 @@ def reconcile(db, settings) -> list[str]:
 
 
 def _free_leaked_addresses(db, actions):
-    cursor = db.execute(f"UPDATE instances SET ipv4 = NULL WHERE status IN {sql_list(RELEASED)} "
-                        "AND ipv4 IS NOT NULL")
+    cursor = db.execute(f"UPDATE instances SET ipv4 = NULL, ipv6 = NULL WHERE status IN "
+                        f"{sql_list(RELEASED)} AND (ipv4 IS NOT NULL OR ipv6 IS NOT NULL)")
     if cursor.rowcount:
         actions.append(f"freed {cursor.rowcount} address(es) held by failed requests")
 
@@ -123,11 +123,13 @@ def _reconcile_dns(db, settings, actions):
 
     def publish(row):
         fqdn, owner = row["fqdn"], dns_owner(member_of(row["project"]))
+        ipv6 = addresses.ipv6_of(row, settings)
         if owned.get(fqdn) == owner and dns.lookup(zone, fqdn) == [row["ipv4"]] \
+                and dns.lookup(zone, fqdn, "AAAA") == ([ipv6] if ipv6 else []) \
                 and row["dns_state"] == "published":
             return
         try:
-            dns.publish_address(zone, fqdn, row["ipv4"], owner)
+            dns.publish_address(zone, fqdn, row["ipv4"], owner, ipv6=ipv6)
         except Conflict as error:
             actions.append(f"cannot publish {fqdn}: {error}")
             return

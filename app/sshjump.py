@@ -25,11 +25,13 @@ def authorized_keys(db, fingerprint: str) -> list[str]:
             "SELECT k.user_id, k.public_key FROM ssh_keys k JOIN users u ON u.id = k.user_id "
             "WHERE k.fingerprint = ? AND u.disabled = 0 AND u.deleting = 0 ORDER BY u.id",
             [fingerprint]).fetchall():
-        addresses = [row[0] for row in db.execute(
-            "SELECT ipv4 FROM instances WHERE user_id = ? AND status = ? AND ipv4 IS NOT NULL "
-            "ORDER BY id", [user_id, READY])]
+        addresses = [address for row in db.execute(
+            "SELECT ipv4, ipv6 FROM instances WHERE user_id = ? AND status = ? AND ipv4 IS NOT NULL "
+            "ORDER BY id", [user_id, READY]) for address in row if address]
         if addresses:
-            permits = ",".join(f'permitopen="{address}:22"' for address in addresses)
+            # OpenSSH writes an IPv6 address in brackets: [2001:db8::5]:22.
+            permits = ",".join(f'permitopen="{address}:22"' if ":" not in address
+                               else f'permitopen="[{address}]:22"' for address in addresses)
             lines.append(f"{OPTIONS},{permits} {public_key}")
     return lines
 
@@ -41,9 +43,15 @@ def jump_host(settings) -> str:
 
 
 def config_snippet(instance: dict, settings) -> str:
-    """What a member pastes into ~/.ssh/config to reach an instance by name."""
+    """What a member pastes into ~/.ssh/config to reach an instance by name.
+
+    Through the jump host by its IPv4 address, which works in every network
+    mode; with IPv6 on, a comment names the IPv6 address (reached directly
+    in routed mode, or as HostName through the jump host too)."""
+    ipv6 = instance.get("ipv6") if settings.network_ipv6_prefix else None
     return (f"Host {instance['fqdn']}\n"
-            f"    HostName {instance['ipv4']}\n"
+            + (f"    # IPv6: {ipv6}\n" if ipv6 else "")
+            + f"    HostName {instance['ipv4']}\n"
             f"    HostKeyAlias {instance['fqdn']}\n"
             f"    User root\n"
             f"    ProxyJump {jump_host(settings)}\n")

@@ -1,13 +1,16 @@
 """The provisioning worker: threads that claim jobs from the outbox and run
 them, woken at once by a datagram on WARREN_WORKER_SOCKET (and polling every
 WARREN_WORKER_POLL_SECONDS in case a wake-up is lost)."""
+import faulthandler
 import logging
 import os
 import socket
+import sys
 import threading
+import time
 
-from . import (isolation, jobs, leases, members, profile_changes, projects, provisioning,
-               reconcile, retention, sessions)
+from . import (forwards, isolation, jobs, leases, members, profile_changes, projects,
+               provisioning, reconcile, retention, sessions)
 from .profiles import current_profiles
 from .store import get_db
 
@@ -33,6 +36,7 @@ PASSES = (
     ("member deletions", members.finish_deletions),
     ("NIC filtering", isolation.filter_existing_nics),
     ("bridge guards", lambda _db, settings: isolation.guard_bridge(settings)),
+    ("port forwards", forwards.sync),
     ("retention", retention.prune),
 )
 
@@ -49,6 +53,10 @@ def run_passes(db, settings, stopping=lambda: False) -> dict[str, list[str]]:
         except Exception:  # never let one pass stop the others or the worker
             log.exception("the %s pass failed", name)
     return done
+
+
+STOP_REPORT_SECONDS = 20
+STOP_GRACE_SECONDS = 60
 
 
 class Worker:
@@ -83,14 +91,26 @@ class Worker:
         return self
 
     def stop(self) -> None:
-        """Finish the jobs in hand and stop (again: nothing happens)."""
+        """Finish the jobs in hand and stop (again: nothing happens). After
+        STOP_GRACE_SECONDS it stops waiting: a job still running then is
+        interrupted when the process exits, and runs again from its last
+        step (jobs are written for that: they start by looking at what is
+        already done)."""
         if self._stop.is_set():
             return
         self._stop.set()
         with self._wake:
             self._wake.notify_all()
+        # A thread still busy after STOP_REPORT_SECONDS shows where it is.
+        faulthandler.dump_traceback_later(STOP_REPORT_SECONDS, file=sys.stderr)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
         for thread in self._threads:
-            thread.join(timeout=120)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        faulthandler.cancel_dump_traceback_later()
+        busy = [thread.name for thread in self._threads if thread.is_alive()]
+        if busy:
+            log.warning("stopping with %s still busy; their jobs run again on the next start",
+                        ", ".join(busy))
         self._socket.close()
         try:
             os.unlink(self.settings.worker_socket)

@@ -58,6 +58,18 @@ def internet():
     simulated.stop()
 
 
+@pytest.fixture
+def scratch_bridge(internet, tmp_path, lxd_client, settings, monkeypatch):
+    """A scratch Warren bridge (tests/bridges.py) guarded to the test's
+    Internet; removed afterwards."""
+    from bridges import ScratchBridge
+    # The host's default profile belongs to the host's Warren, not to this one.
+    monkeypatch.setattr(lxd, "ensure_default_profile", lambda *args: False)
+    bridge = ScratchBridge(tmp_path, lxd_client, settings, internet)
+    yield bridge
+    bridge.remove()
+
+
 @pytest.fixture(scope="session")
 def settings():
     return load_settings()

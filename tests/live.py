@@ -90,8 +90,15 @@ class LiveWarren:
 
     def stop_worker(self, process: subprocess.Popen) -> None:
         process.terminate()
-        process.wait(timeout=120)
-        self.processes.remove(process)
+        try:
+            process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise AssertionError("the worker did not stop within 120 s of SIGTERM; its log ends: "
+                                 + (self.folder / "processes.log").read_text()[-6000:]) from None
+        finally:
+            self.processes.remove(process)
 
     def stop(self) -> None:
         for process in self.processes:

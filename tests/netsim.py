@@ -11,6 +11,10 @@ When the host already uses the requested prefix (a machine whose own uplink
 sits in 192.0.2.0/24, or another Internet of a concurrent test run), the
 default addresses move to a free /29 of the documentation ranges:
 host_ip and client_ip always say which addresses were taken.
+
+The veth ends carry IPv6 too, from the IPv6 documentation prefix
+(2001:db8::/32, RFC 3849): a free /64 of 2001:db8:ff00::/40, ::1 on the
+host's end and ::2 inside (host_ip6, client_ip6, network6).
 """
 import atexit
 import fcntl
@@ -18,8 +22,11 @@ import ipaddress
 import itertools
 import json
 import os
+import queue
 import signal
 import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -29,6 +36,9 @@ DEFAULT_CLIENT = "192.0.2.2/24"
 # RFC 5737: addresses that no real network uses, so none of them leads off
 # this machine once they are connected to the namespace.
 DOCUMENTATION = ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
+# RFC 3849; the Internets take their /64s from one corner of it.
+DOCUMENTATION6 = "2001:db8::/32"
+INTERNET6 = ipaddress.IPv6Network("2001:db8:ff00::/40")
 LOCK = "/run/lock/warren-netsim.lock"  # host-wide: choosing a prefix and taking it is one step
 NETNS_DIR = Path("/run/netns")
 _serial = itertools.count()
@@ -50,6 +60,32 @@ def prefixes_in_use() -> list[ipaddress.IPv4Network]:
         if destination != "default" and route.get("type", "unicast") == "unicast":
             used.append(ipaddress.IPv4Network(destination, strict=False))
     return used
+
+
+def ipv6_prefixes_in_use() -> list[ipaddress.IPv6Network]:
+    """Every IPv6 prefix the host has an address in or a route to (the
+    default route and link-local aside)."""
+    used = []
+    for interface in json.loads(_ip("-j", "-6", "addr", "show").stdout or "[]"):
+        for address in interface.get("addr_info", []):
+            used.append(ipaddress.IPv6Interface(f"{address['local']}/{address['prefixlen']}").network)
+    for route in json.loads(_ip("-j", "-6", "route", "show", "table", "all").stdout or "[]"):
+        destination = route.get("dst", "default")
+        if destination != "default" and route.get("type", "unicast") == "unicast":
+            used.append(ipaddress.IPv6Network(destination, strict=False))
+    return [network for network in used if not network.is_link_local and not network.is_loopback]
+
+
+def free_ipv6_prefix(within: ipaddress.IPv6Network, start: int = 0) -> ipaddress.IPv6Network:
+    """A /64 of `within` that no address or route of this host overlaps."""
+    used = ipv6_prefixes_in_use()
+    count = 2 ** (64 - within.prefixlen)
+    for step in range(min(count, 4096)):
+        candidate = ipaddress.IPv6Network(
+            (int(within.network_address) + ((start + step) % count << 64), 64))
+        if not any(candidate.overlaps(other) for other in used):
+            return candidate
+    raise RuntimeError(f"no free /64 left in {within}")
 
 
 def _candidates(host_address: str, client_address: str):
@@ -78,6 +114,7 @@ class Internet:
             raise ValueError(f"{host_address} and {client_address} must be two addresses of one prefix")
         self._requested = (host_address, client_address)
         self.host_address, self.client_address = host_address, client_address
+        self.network6: ipaddress.IPv6Network | None = None
         self._children: list[subprocess.Popen] = []
         self._started = False
 
@@ -96,6 +133,16 @@ class Internet:
         """The prefix the veth pair shares."""
         return ipaddress.IPv4Interface(self.host_address).network
 
+    @property
+    def host_ip6(self) -> str:
+        """The host end's IPv6 address: the co-op's public IPv6 address."""
+        return str(self.network6[1])
+
+    @property
+    def client_ip6(self) -> str:
+        """The namespace end's IPv6 address: a client somewhere on the Internet."""
+        return str(self.network6[2])
+
     def start(self) -> "Internet":
         """Make the namespace and the veth pair (once; a second call does nothing)."""
         if self._started:
@@ -105,6 +152,7 @@ class Internet:
         with open(LOCK, "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             self.host_address, self.client_address = self._free_pair()
+            self.network6 = free_ipv6_prefix(INTERNET6, start=os.getpid())
             try:
                 self._create()
             except BaseException:
@@ -128,9 +176,12 @@ class Internet:
         # The peer is born inside the namespace, so no second host-side name exists even briefly.
         _ip("link", "add", self.name, "type", "veth", "peer", "name", "eth0", "netns", self.name)
         _ip("addr", "add", self.host_address, "dev", self.name)
+        # nodad: both ends are ours, and the addresses are usable at once.
+        _ip("-6", "addr", "add", f"{self.host_ip6}/64", "dev", self.name, "nodad")
         _ip("link", "set", self.name, "up")
         for command in (["ip", "link", "set", "lo", "up"],
                         ["ip", "addr", "add", self.client_address, "dev", "eth0"],
+                        ["ip", "-6", "addr", "add", f"{self.client_ip6}/64", "dev", "eth0", "nodad"],
                         ["ip", "link", "set", "eth0", "up"]):
             self.run(*command, check=True)
         # Only the connected prefix is routed inside: no default route, so
@@ -197,3 +248,40 @@ class Internet:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+# Prints "listening", then the peer address of every connection, one a line
+# (an IPv6 peer as the plain address).
+SERVER = """
+import socket, sys
+host = sys.argv[1]
+server = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind((host, int(sys.argv[2])))
+server.listen()
+print("listening", flush=True)
+while True:
+    connection, peer = server.accept()
+    print(peer[0], flush=True)
+    connection.close()
+"""
+
+
+def serve(internet: Internet, port: int, address: str | None = None) -> "queue.Queue[str]":
+    """Start a server in the Internet on its client address (or another of
+    its addresses, e.g. client_ip6); the peer addresses it reports arrive on
+    the returned queue, one per connection."""
+    server = internet.popen(sys.executable, "-c", SERVER, address or internet.client_ip, str(port))
+    assert server.stdout.readline().strip() == "listening", server.stderr.read()
+    reported = queue.Queue()
+    threading.Thread(target=lambda: [reported.put(line.strip()) for line in server.stdout],
+                     daemon=True).start()
+    return reported
+
+
+def next_peer(reported: "queue.Queue[str]", timeout: float = 10) -> str | None:
+    """The address the next connection came from, or None if none comes in time."""
+    try:
+        return reported.get(timeout=timeout)
+    except queue.Empty:
+        return None

@@ -252,7 +252,7 @@ def lxd_filter_rules() -> str:
                           check=True).stdout
 
 
-def plain_nic(network, ipv4):
+def plain_nic(network, ipv4, ipv6=None):
     """A NIC as Warren made them before it asked LXD to filter."""
     return {"type": "nic", "network": network, "name": "eth0", "ipv4.address": ipv4}
 

@@ -13,48 +13,30 @@ connects to it.
   routed the prefix back would be reached, as in routed mode. Isolated
   means nobody upstream routes the prefix and nothing masquerades it.)
 
-While a scratch bridge exists, a guard in the host's forwarding path drops
-everything between it and any interface but the test's own Internet, and
-IPv4 forwarding is on; both are put back as they were afterwards.
+While a scratch bridge exists (tests/bridges.py), a guard in the host's
+forwarding path drops everything between it and any interface but the
+test's own Internet, and IPv4 forwarding is on; both are put back as they
+were afterwards. tests/test_ipv6.py does the same over IPv6.
 """
 import ipaddress
-import itertools
-import os
 import queue
 import socket
 import subprocess
 import sys
 import threading
-import uuid
 from pathlib import Path
 
 import pytest
 
-from app import addresses, firewall, lxd
+from app import addresses, lxd
 from app.config import NETWORK_MODES, load_settings
 from app.errors import ConfigError
-from conftest import make_app
-from netsim import DOCUMENTATION, Internet, prefixes_in_use
+import netsim
+from netsim import DOCUMENTATION, DOCUMENTATION6, Internet, next_peer, prefixes_in_use
 from support import run_in, wait_until
 
 PORT = 7080
 INSTANCE_PORT = 7081
-IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
-_bridges = itertools.count()
-
-# Prints "listening", then the peer address of every connection, one a line.
-SERVER = """
-import socket, sys
-server = socket.socket()
-server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-server.bind((sys.argv[1], int(sys.argv[2])))
-server.listen()
-print("listening", flush=True)
-while True:
-    connection, (peer, _) = server.accept()
-    print(peer, flush=True)
-    connection.close()
-"""
 
 # Connects, prints what the other end says.
 CLIENT = """
@@ -65,22 +47,8 @@ with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3) as con
 
 
 def serve(internet: Internet) -> "queue.Queue[str]":
-    """Start a server on the Internet's client address; the peer addresses it
-    reports arrive on the returned queue, one per connection."""
-    server = internet.popen(sys.executable, "-c", SERVER, internet.client_ip, str(PORT))
-    assert server.stdout.readline().strip() == "listening", server.stderr.read()
-    reported = queue.Queue()
-    threading.Thread(target=lambda: [reported.put(line.strip()) for line in server.stdout],
-                     daemon=True).start()
-    return reported
-
-
-def next_peer(reported: "queue.Queue[str]", timeout: float = 10) -> str | None:
-    """The address the next connection came from, or None if none comes in time."""
-    try:
-        return reported.get(timeout=timeout)
-    except queue.Empty:
-        return None
+    """Start a server on the Internet's client address (see netsim.serve)."""
+    return netsim.serve(internet, PORT)
 
 
 def connect_out(instance, internet: Internet) -> int:
@@ -88,93 +56,6 @@ def connect_out(instance, internet: Internet) -> int:
     command = f"echo hello | nc -w 3 {internet.client_ip} {PORT}"
     code, _, _ = lxd.execute(instance, ["sh", "-c", command])
     return code
-
-
-def free_bridge_address() -> str:
-    """A 10.92.n.1/24 no interface or route of this host overlaps."""
-    used = prefixes_in_use()
-    start = os.getpid() % 250
-    for step in range(250):
-        network = ipaddress.IPv4Network(f"10.92.{(start + step) % 250 + 1}.0/24")
-        if not any(network.overlaps(other) for other in used):
-            return f"{network[1]}/24"
-    pytest.fail("no free 10.92.n.0/24 for a scratch bridge")
-
-
-class ScratchBridge:
-    """A scratch Warren's own LXD bridge, the containers launched on it, and
-    the forwarding guard that keeps their traffic to one simulated Internet."""
-
-    def __init__(self, tmp_path, lxd_client, settings, internet: Internet):
-        self.tmp_path, self.client, self.settings = tmp_path, lxd_client, settings
-        self.name = f"wm{os.getpid()}b{next(_bridges)}"
-        self.address = free_bridge_address()
-        self.gateway = self.address.split("/")[0]
-        self.network = ipaddress.IPv4Interface(self.address).network
-        self.instances: list[str] = []
-        # The guard comes before the bridge exists (LXD turns forwarding on
-        # as it starts a bridge) and goes after the bridge is gone. A drop in
-        # mangle FORWARD is final whichever table and order LXD's accepts use.
-        self.guard = [["-i", self.name, "!", "-o", internet.name, "-j", "DROP"],
-                      ["-o", self.name, "!", "-i", internet.name, "-j", "DROP"],
-                      # Inserted last, so first: neighbours on the bridge (bridged
-                      # frames reach iptables here) are none of the guard's business.
-                      ["-i", self.name, "-o", self.name, "-j", "ACCEPT"]]
-        for rule in self.guard:
-            subprocess.run(["iptables", "-t", "mangle", "-I", "FORWARD", "1", *rule], check=True)
-        self.forwarding_was = IP_FORWARD.read_text().strip()
-        IP_FORWARD.write_text("1")
-
-    def setup(self, mode: str) -> str:
-        """`flask host setup-lxd` of a Warren in this mode on this bridge; its output."""
-        folder = self.tmp_path / f"warren-{mode}"
-        folder.mkdir(exist_ok=True)
-        app = make_app(folder, lxd_network=self.name, network_address=self.address,
-                       network_mode=mode)
-        result = app.test_cli_runner().invoke(args=["host", "setup-lxd"])
-        assert result.exit_code == 0, result.output
-        return result.output
-
-    def launch(self):
-        """A running busybox container on the bridge, with a default route via
-        the host as a DHCP-configured distribution would have; (instance, address)."""
-        name = f"{self.name}-{uuid.uuid4().hex[:6]}"
-        self.instances.append(name)
-        devices = {"root": {"type": "disk", "path": "/", "pool": self.settings.lxd_storage_pool},
-                   "eth0": {"type": "nic", "network": self.name, "name": "eth0"}}
-        instance = lxd.create_instance(self.client, name, "busybox", devices=devices,
-                                       lock_path=f"{self.settings.data_dir}/lxd-create.lock")
-        lxd.start_instance(instance)
-        address = wait_until(lambda: lxd.ipv4_address(instance), 30, f"{name} taking an address")
-        assert ipaddress.IPv4Address(address) in self.network
-        run_in(instance, "ip", "route", "add", "default", "via", self.gateway)
-        return instance, address
-
-    def remove(self) -> None:
-        """Delete the containers and the bridge, then lift the guard and put
-        forwarding back as it was."""
-        try:
-            for name in self.instances:
-                lxd.delete_instance(self.client, name)
-            if self.client.networks.exists(self.name):
-                self.client.networks.get(self.name).delete()
-            firewall.remove_dhcp_guard(self.name)
-            firewall.ensure_forward_guard(self.name, isolated=False)
-        finally:
-            for rule in self.guard:
-                subprocess.run(["iptables", "-t", "mangle", "-D", "FORWARD", *rule], check=True)
-            if self.forwarding_was != "1":
-                IP_FORWARD.write_text(self.forwarding_was)
-
-
-@pytest.fixture
-def scratch_bridge(internet, tmp_path, lxd_client, settings, monkeypatch):
-    """A scratch bridge guarded to the test's Internet; removed afterwards."""
-    # The host's default profile belongs to the host's Warren, not to this one.
-    monkeypatch.setattr(lxd, "ensure_default_profile", lambda *args: False)
-    bridge = ScratchBridge(tmp_path, lxd_client, settings, internet)
-    yield bridge
-    bridge.remove()
 
 
 # The setting and the bridge config it selects.
@@ -288,6 +169,10 @@ def test_the_internet_routes_nowhere_but_the_host_end(internet):
         [str(internet.network), "dev", "eth0"]]
     assert any(internet.network.subnet_of(ipaddress.IPv4Network(documentation))
                for documentation in DOCUMENTATION)
+    routes6 = internet.run("ip", "-6", "route", "show", "table", "main", "type", "unicast").stdout
+    assert sorted(route.split()[:3] for route in routes6.splitlines()) == sorted(
+        [[str(internet.network6), "dev", "eth0"], ["fe80::/64", "dev", "eth0"]])
+    assert internet.network6.subnet_of(ipaddress.IPv6Network(DOCUMENTATION6))
 
 
 def test_two_internets_get_their_own_names_and_prefixes_and_leave_nothing_behind():
@@ -295,6 +180,7 @@ def test_two_internets_get_their_own_names_and_prefixes_and_leave_nothing_behind
     try:
         assert first.name != second.name
         assert not first.network.overlaps(second.network)
+        assert not first.network6.overlaps(second.network6)
         sleeper = first.popen("sleep", "600")
     finally:
         second.stop()

@@ -1,19 +1,11 @@
 """What the jump server's key lookup answers (no sshd needed: the
 end-to-end behaviour is in test_ssh.py)."""
-from app import sshjump, store
+from app import sshjump
 from app.store import get_db
+from support import instance_row as add
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGf4LHa0NAKnUXGQjJ3sTRb5KtcQ2yEMgoB0RX8n7H0d a@b"
 FINGERPRINT = "SHA256:test"
-
-
-def add(db, user_id, name, status, ipv4):
-    row_id = store.new_id(db, "instances")
-    db["instances"].insert({
-        "id": row_id, "lxd_name": f"{name}-{row_id}", "user_id": user_id, "name": name,
-        "project": "p", "profile": "small", "image": "busybox", "instance_type": "container",
-        "fqdn": f"{name}.{user_id}.zone", "ipv4": ipv4, "ssh_keys": "", "cpu": 1, "memory": 1,
-        "disk": 1, "processes": 1, "status": status, "created_at": "x", "updated_at": "x"})
 
 
 def test_a_key_may_only_open_its_members_ready_instances(app, make_user):

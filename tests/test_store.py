@@ -116,6 +116,8 @@ LANDED = {
     "0010_admin_console.sql": "9554bece3311a921",
     "0011_host_unique_names.sql": "46d93f1234d79631",
     "0012_job_started_at.sql": "bd047a7cc4a25b51",
+    "0013_port_forwards.sql": "1638156e561b2141",
+    "0014_instance_ipv6.sql": "1b5e87c2ed836517",
 }
 
 

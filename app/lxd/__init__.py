@@ -1,8 +1,8 @@
 """The only package that talks to LXD (through pylxd), one module per part
 of LXD: the client and its error translation (client), the host's pool,
 bridge, images and resources (host), instances (instances), projects and
-their profiles (projects), usage figures (metrics), and instance
-consoles (console).
+their profiles (projects), usage figures (metrics), the bridge's port
+forwards (forwards), and instance consoles (console).
 
 pylxd's exceptions become Warren's LxdError / BackendUnavailable / NotFound /
 Conflict here, so callers never see the library. Every call waits for its
@@ -11,8 +11,11 @@ Callers use the package (`lxd.create_instance(...)`), not its modules.
 """
 from .client import IMAGE_CACHE_SECONDS, cached, connect, forget_cached, server_info, translated
 from .console import Console, console_operations, open_console
-from .host import (DRIVERS, bridge_config, bridge_ports, ensure_default_profile, ensure_network,
-                   ensure_storage_pool, host_resources, image_aliases, image_properties,
+from .forwards import (delete_forward, forward_addresses, forward_ports, port_entry,
+                       set_forward_ports)
+from .host import (DRIVERS, bridge_config, bridge_port_ipv6, bridge_ports, ensure_default_profile,
+                   ensure_network, ensure_storage_pool, host_resources, image_aliases,
+                   image_properties,
                    instance_types, network_config, network_range)
 from .instances import (create_instance, delete_instance, execute, get_instance, instance_configs,
                         instance_devices, instance_states, ipv4_address, push_file,
@@ -24,8 +27,9 @@ from .projects import (delete_profile, delete_project, ensure_profile, ensure_pr
 __all__ = [
     "IMAGE_CACHE_SECONDS", "cached", "connect", "forget_cached", "server_info", "translated",
     "Console", "console_operations", "open_console",
-    "DRIVERS", "bridge_config", "bridge_ports", "ensure_default_profile", "ensure_network",
-    "ensure_storage_pool", "host_resources", "image_aliases", "image_properties",
+    "delete_forward", "forward_addresses", "forward_ports", "port_entry", "set_forward_ports",
+    "DRIVERS", "bridge_config", "bridge_port_ipv6", "bridge_ports", "ensure_default_profile",
+    "ensure_network", "ensure_storage_pool", "host_resources", "image_aliases", "image_properties",
     "instance_types", "network_config", "network_range",
     "create_instance", "delete_instance", "execute", "get_instance", "instance_configs",
     "instance_devices", "instance_states", "ipv4_address", "push_file", "rename_instance",

@@ -58,28 +58,52 @@ BRIDGE_MODES = {
     "nat": ({"ipv4.nat": "true", "ipv4.routing": "true"}, "outbound NAT"),
     "routed": ({"ipv4.nat": "false", "ipv4.routing": "true"}, "routed prefix"),
 }
+# With IPv6 on, each mode means for IPv6 what it means for IPv4: isolated has
+# no NAT (the forward guard keeps IPv6 in too), nat masquerades outbound
+# IPv6 behind the host's address (NAT66: it works with a unique-local prefix
+# nobody upstream knows, and keeps the mode's promise that nothing outside
+# opens a connection to an instance), routed has no NAT and expects the
+# upstream to route the /64 to the host.
+BRIDGE_MODES_IPV6 = {
+    "isolated": {"ipv6.nat": "false"},
+    "nat": {"ipv6.nat": "true", "ipv6.routing": "true"},
+    "routed": {"ipv6.nat": "false", "ipv6.routing": "true"},
+}
 
 
-def bridge_config(address: str, dhcp_range: str, mode: str = "isolated") -> dict:
+def bridge_config(address: str, dhcp_range: str, mode: str = "isolated",
+                  ipv6_address: str | None = None, ipv6_range: str | None = None) -> dict:
     """The managed bridge's config: our range, DHCP (static leases for Warren's
-    instances, a small dynamic range for the rest), no IPv6, and the
-    network mode's keys (NAT off unless the mode is nat).
+    instances, a small dynamic range for the rest), IPv6 only when given, and
+    the network mode's keys (NAT off unless the mode is nat).
 
     dns.mode=none: names are published in Warren's own zone, and without it
     LXD refuses two members' instances that share a name (web.alice and
-    web.bob) because dnsmasq's names are per bridge, not per project."""
+    web.bob) because dnsmasq's names are per bridge, not per project.
+
+    IPv6 uses stateful DHCPv6: LXD accepts a static ipv6.address on a NIC
+    only then, and its router advertisements carry the "managed" flag and
+    no SLAAC prefix, so an instance has exactly the address Warren gave it
+    (which security.ipv6_filtering then holds it to)."""
     if mode not in BRIDGE_MODES:
         raise ValueError(f"unknown network mode {mode!r} (known: {', '.join(BRIDGE_MODES)})")
-    return {"ipv4.address": address, **BRIDGE_MODES[mode][0], "ipv4.dhcp": "true",
-            "ipv4.dhcp.ranges": dhcp_range, "ipv6.address": "none", "dns.mode": "none"}
+    config = {"ipv4.address": address, **BRIDGE_MODES[mode][0], "ipv4.dhcp": "true",
+              "ipv4.dhcp.ranges": dhcp_range, "ipv6.address": "none", "dns.mode": "none"}
+    if ipv6_address:
+        config.update({"ipv6.address": ipv6_address, "ipv6.dhcp": "true",
+                       "ipv6.dhcp.stateful": "true", "ipv6.dhcp.ranges": ipv6_range,
+                       **BRIDGE_MODES_IPV6[mode]})
+    return config
 
 
 def ensure_network(client: pylxd.Client, name: str, address: str, dhcp_range: str,
-                   mode: str = "isolated") -> bool:
+                   mode: str = "isolated", ipv6_address: str | None = None,
+                   ipv6_range: str | None = None) -> bool:
     """Create the bridge, or bring its config back in line with the network
-    mode; True when changed."""
-    wanted = bridge_config(address, dhcp_range, mode)
-    description = f"Warren member instances ({BRIDGE_MODES[mode][1]})"
+    mode and IPv6 setting; True when changed."""
+    wanted = bridge_config(address, dhcp_range, mode, ipv6_address, ipv6_range)
+    description = f"Warren member instances ({BRIDGE_MODES[mode][1]}" \
+                  f"{', IPv6' if ipv6_address else ''})"
     with translated(f"network {name}"):
         if client.networks.exists(name):
             network = client.networks.get(name)
@@ -125,13 +149,12 @@ def network_config(client: pylxd.Client, name: str) -> dict:
         return dict(client.networks.get(name).config)
 
 
-def bridge_ports(client: pylxd.Client, bridge: str) -> dict[str, str]:
-    """Host-side interface -> MAC address of every running instance NIC on
-    the bridge, in every project (one request)."""
+def _bridge_nics(client: pylxd.Client, bridge: str):
+    """(host-side interface, NIC spec, instance config) of every running
+    instance NIC on the bridge, in every project (one request)."""
     with translated("listing instances of all projects"):
         items = client.api.instances.get(
             params={"recursion": 1, "all-projects": "true"}).json()["metadata"]
-    ports = {}
     for item in items:
         if item["status"] not in ("Running", "Frozen"):  # only these have a host-side interface
             continue
@@ -139,10 +162,27 @@ def bridge_ports(client: pylxd.Client, bridge: str) -> dict[str, str]:
             if spec.get("type") != "nic" or bridge not in (spec.get("network"), spec.get("parent")):
                 continue
             host_name = item["config"].get(f"volatile.{device}.host_name")
-            mac = spec.get("hwaddr") or item["config"].get(f"volatile.{device}.hwaddr")
-            if host_name and mac:
-                ports[host_name] = mac.lower()
+            if host_name:
+                yield host_name, spec, item["config"], device
+
+
+def bridge_ports(client: pylxd.Client, bridge: str) -> dict[str, str]:
+    """Host-side interface -> MAC address of every running instance NIC on
+    the bridge, in every project (one request)."""
+    ports = {}
+    for host_name, spec, config, device in _bridge_nics(client, bridge):
+        mac = spec.get("hwaddr") or config.get(f"volatile.{device}.hwaddr")
+        if mac:
+            ports[host_name] = mac.lower()
     return ports
+
+
+def bridge_port_ipv6(client: pylxd.Client, bridge: str) -> dict[str, str]:
+    """Host-side interface -> static IPv6 address of every running instance
+    NIC on the bridge that has one, in every project (one request)."""
+    return {host_name: spec["ipv6.address"]
+            for host_name, spec, _config, _device in _bridge_nics(client, bridge)
+            if spec.get("ipv6.address")}
 
 
 def image_aliases(client: pylxd.Client) -> set[str]:

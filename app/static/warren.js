@@ -19,6 +19,8 @@ function followProgress(list) {
     const status = document.getElementById("status");
     status.textContent = data.status; status.className = "status-" + data.status;
     document.getElementById("ipv4").textContent = data.ipv4 || "—";
+    const ipv6 = document.getElementById("ipv6");
+    if (ipv6) ipv6.textContent = data.ipv6 || "—";
     const error = document.getElementById("error");
     error.hidden = !data.error; error.textContent = data.error || "";
     list.replaceChildren(...data.events.map(e => {

@@ -1,10 +1,12 @@
 """Member pages: dashboard, instance requests, status pages and actions."""
 from flask import Blueprint, flash, g, jsonify, redirect, render_template, request, url_for
 
-from .. import approvals, audit, consoles, instances, keys, leases, quotas, sshjump, usage as usage_report
+from .. import (addresses, approvals, audit, consoles, forwards, instances, keys, leases, quotas,
+               sshjump, usage as usage_report)
 from ..config import current_settings
 from ..errors import ValidationError
-from ..forms import EmptyForm, InstanceRequestForm, KeysForm, QuotaRequestForm, show_errors
+from ..forms import (EmptyForm, ForwardForm, InstanceRequestForm, KeysForm, QuotaRequestForm,
+                     show_errors)
 from ..statuses import READY
 from ..store import get_db
 from ..profiles import current_profiles
@@ -24,7 +26,8 @@ def size_filter(value):
 @login_required
 def dashboard():
     return render_template("member/dashboard.html", instances=instances.list_instances(g.user),
-                           form=EmptyForm(), lease_warning=leases.warning_due)
+                           form=EmptyForm(), lease_warning=leases.warning_due,
+                           ipv6_of=lambda row: addresses.ipv6_of(row, current_settings()))
 
 
 def _fill_choices(form: InstanceRequestForm) -> dict:
@@ -103,22 +106,57 @@ def new_instance():
     return render_template("member/new.html", form=form, profiles=profiles), status
 
 
+def _instance_page(instance_id, forward_form=None, status=200):
+    row = instances.get_instance(g.user, instance_id)
+    settings = current_settings()
+    return render_template("member/instance.html", instance=row,
+                           ipv6=addresses.ipv6_of(row, settings),
+                           ssh_snippet=sshjump.config_snippet(row, settings)
+                           if row["status"] == READY and row["ipv4"] else None,
+                           forwards=forwards.of_instance(get_db(), row["id"]),
+                           public_address=forwards.public_address(settings),
+                           forward_form=forward_form or ForwardForm(formdata=None),
+                           events=instances.events(g.user, instance_id), form=EmptyForm(),
+                           console=consoles.offered(row)), status
+
+
 @bp.route("/instances/<int:instance_id>")
 @login_required
 def instance(instance_id):
-    row = instances.get_instance(g.user, instance_id)
-    return render_template("member/instance.html", instance=row,
-                           ssh_snippet=sshjump.config_snippet(row, current_settings())
-                           if row["status"] == READY and row["ipv4"] else None,
-                           events=instances.events(g.user, instance_id), form=EmptyForm(),
-                           console=consoles.offered(row))
+    return _instance_page(instance_id)
+
+
+@bp.route("/instances/<int:instance_id>/forwards", methods=["POST"])
+@login_required
+def add_forward(instance_id):
+    form = ForwardForm()
+    if not form.validate_on_submit():
+        return _instance_page(instance_id, form, 400)
+    try:
+        row = forwards.add(g.user, instance_id, form.protocol.data, form.instance_port.data,
+                           form.public_port.data)
+    except ValidationError as error:
+        show_errors(form, error.errors)
+        return _instance_page(instance_id, form, 422)
+    flash(f"Port {row['public_port']}/{row['protocol']} now forwards to port "
+          f"{row['instance_port']}; it answers within seconds.")
+    return redirect(url_for("member.instance", instance_id=instance_id), 303)
+
+
+@bp.route("/instances/<int:instance_id>/forwards/<int:forward_id>/delete", methods=["POST"])
+@login_required
+def remove_forward(instance_id, forward_id):
+    row = forwards.remove(g.user, instance_id, forward_id)
+    flash(f"Port {row['public_port']}/{row['protocol']} is no longer forwarded.")
+    return redirect(url_for("member.instance", instance_id=instance_id), 303)
 
 
 @bp.route("/instances/<int:instance_id>/progress")
 @login_required
 def progress(instance_id):
     row = instances.get_instance(g.user, instance_id)
-    return jsonify(status=row["status"], error=row["error"], ipv4=row["ipv4"], fqdn=row["fqdn"],
+    return jsonify(status=row["status"], error=row["error"], ipv4=row["ipv4"],
+                   ipv6=addresses.ipv6_of(row, current_settings()), fqdn=row["fqdn"],
                    events=[{"at": event["at"], "step": event["step"], "message": event["message"]}
                            for event in instances.events(g.user, instance_id)])
 

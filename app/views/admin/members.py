@@ -51,6 +51,7 @@ def _user_page(member: dict, form: QuotaForm, delete_form: DeleteMemberForm, sta
     tier = quotas.tiers(get_db()).get(member["tier"])
     tier_values = {key: quotas.show_value(key, getattr(tier, key)) if tier else "" for key in QUOTA_FIELDS}
     return render_template("admin/user.html", member=member, form=form, button=EmptyForm(),
+                           form_fields=QUOTA_FIELDS,
                            delete_form=delete_form, quota=quotas.quota_for(get_db(), member),
                            tier_values=tier_values, rows=instances.list_instances(member)), status
 
