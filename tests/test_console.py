@@ -171,7 +171,8 @@ def test_the_owner_types_into_the_console_and_reads_the_hostname(live, owner):
 def test_closing_the_socket_ends_the_lxd_console_operation(live, owner, settings):
     socket = open_socket(live, owner.instance_id, owner.session)
     type_hostname(socket, owner.name)
-    assert len(console_operations(settings, owner.username, owner.name)) == 1  # seen while open: the check can see it
+    # seen while open, so the check below can see one
+    assert len(console_operations(settings, owner.username, owner.name)) == 1
     socket.close()
     wait_until(lambda: not console_operations(settings, owner.username, owner.name), timeout=15,
                message="LXD's console operation ended")

@@ -13,7 +13,8 @@ from app import lxd
 from app.names import project_name
 from app.store import get_db
 from conftest import REPO, make_app, post_form
-from support import member_instance, dig_status, post_action, request_instance, wait_done, wait_gone
+from support import (member_instance, dig_status, post_action, request_instance, wait_done, wait_gone,
+                     wait_until)
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
 
@@ -150,6 +151,25 @@ def test_a_vm_profile_cpu_change_waits_for_the_next_restart(app, worker, members
     assert vm_of(alice).config["limits.cpu"] == "2"
     events = [event["message"] for event in alice.get(f"{location}/progress").get_json()["events"]]
     assert "CPUs set to 2 from the profile." in events
+
+
+def test_a_vms_serial_console_opens_through_warren_and_closes_in_lxd(app, worker, members, admin):
+    from app import accounts, consoles
+    alice = members()
+    location, _ = launch_vm(app, admin, alice)
+    vm = vm_of(alice)
+    with app.test_request_context():
+        user = accounts.find_user(alice.username)
+        instance = consoles.console_instance(user, int(location.rsplit("/", 1)[1]))
+        with consoles.opened(user, instance, 100, 30) as console:
+            assert lxd.console_operations(VM_SOCKET, project_name(alice.username), vm.name)
+            seen, deadline = b"", time.monotonic() + 60
+            while not REPORT.search(seen.decode(errors="replace")):  # the guest reports every 5 s
+                assert time.monotonic() < deadline, f"no report on the serial console: {seen[-500:]!r}"
+                seen += console.read()
+        assert REPORT.search(seen.decode(errors="replace")).group(1) == "vm1"
+    wait_until(lambda: not lxd.console_operations(VM_SOCKET, project_name(alice.username), vm.name),
+               timeout=15, message="the VM's console operation ended")
 
 
 @pytest.fixture(scope="session")
