@@ -23,9 +23,10 @@ def find_instance():
         if socket:
             raise Forbidden("Sign in to open a console.")
         return redirect(url_for("auth.login", next=request.full_path))
+    # Someone else's instance is 404 whatever the origin, as its page is.
+    g.console_instance = consoles.console_instance(g.user, request.view_args["instance_id"])
     if socket:
         consoles.check_origin(request.headers.get("Origin"), request.host_url.rstrip("/"))
-    g.console_instance = consoles.console_instance(g.user, request.view_args["instance_id"])
     return None
 
 
