@@ -48,32 +48,30 @@ def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run(["ip", *args], capture_output=True, text=True, check=check)
 
 
-def prefixes_in_use() -> list[ipaddress.IPv4Network]:
-    """Every IPv4 prefix the host has an address in or a route to (the
-    default route aside: it covers everything)."""
+def _prefixes(family: str, network) -> list:
+    """Every prefix of one family ("-4" or "-6") the host has an address in
+    or a route to (the default route aside: it covers everything)."""
     used = []
-    for interface in json.loads(_ip("-j", "-4", "addr", "show").stdout or "[]"):
+    for interface in json.loads(_ip("-j", family, "addr", "show").stdout or "[]"):
         for address in interface.get("addr_info", []):
-            used.append(ipaddress.IPv4Interface(f"{address['local']}/{address['prefixlen']}").network)
-    for route in json.loads(_ip("-j", "-4", "route", "show", "table", "all").stdout or "[]"):
+            used.append(network(f"{address['local']}/{address['prefixlen']}", strict=False))
+    for route in json.loads(_ip("-j", family, "route", "show", "table", "all").stdout or "[]"):
         destination = route.get("dst", "default")
         if destination != "default" and route.get("type", "unicast") == "unicast":
-            used.append(ipaddress.IPv4Network(destination, strict=False))
+            used.append(network(destination, strict=False))
     return used
+
+
+def prefixes_in_use() -> list[ipaddress.IPv4Network]:
+    """Every IPv4 prefix the host has an address in or a route to."""
+    return _prefixes("-4", ipaddress.IPv4Network)
 
 
 def ipv6_prefixes_in_use() -> list[ipaddress.IPv6Network]:
     """Every IPv6 prefix the host has an address in or a route to (the
     default route and link-local aside)."""
-    used = []
-    for interface in json.loads(_ip("-j", "-6", "addr", "show").stdout or "[]"):
-        for address in interface.get("addr_info", []):
-            used.append(ipaddress.IPv6Interface(f"{address['local']}/{address['prefixlen']}").network)
-    for route in json.loads(_ip("-j", "-6", "route", "show", "table", "all").stdout or "[]"):
-        destination = route.get("dst", "default")
-        if destination != "default" and route.get("type", "unicast") == "unicast":
-            used.append(ipaddress.IPv6Network(destination, strict=False))
-    return [network for network in used if not network.is_link_local and not network.is_loopback]
+    return [network for network in _prefixes("-6", ipaddress.IPv6Network)
+            if not network.is_link_local and not network.is_loopback]
 
 
 def free_ipv6_prefix(within: ipaddress.IPv6Network, start: int = 0) -> ipaddress.IPv6Network:
