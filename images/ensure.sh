@@ -10,6 +10,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 cache=$1; shift
 mkdir -p "$cache"
+# One build or import at a time per cache: concurrent test runs (or a test
+# and bin/up) must not build the same tarball or swap the alias twice.
+exec 9>"$cache/.ensure.lock"
+flock 9
 for name in "$@"; do
     [ -x "$here/$name/build.sh" ] || { echo "images: no recipe images/$name/build.sh" >&2; exit 2; }
     hash=$(image_hash "$here/$name")

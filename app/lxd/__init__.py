@@ -17,8 +17,8 @@ from .host import (DRIVERS, bridge_config, bridge_port_ipv6, bridge_ports, ensur
                    ensure_network, ensure_storage_pool, host_resources, image_aliases,
                    image_properties,
                    instance_types, network_config, network_range)
-from .instances import (create_instance, delete_instance, execute, get_instance, instance_configs,
-                        instance_devices, instance_states, ipv4_address, push_file,
+from .instances import (create_instance, create_lock_path, delete_instance, execute, get_instance,
+                        instance_configs, instance_devices, instance_states, ipv4_address, push_file,
                         rename_instance, set_config, set_device, set_power, start_instance)
 from .metrics import cpu_seconds, instance_usage
 from .projects import (delete_profile, delete_project, ensure_profile, ensure_project,
@@ -31,7 +31,7 @@ __all__ = [
     "DRIVERS", "bridge_config", "bridge_port_ipv6", "bridge_ports", "ensure_default_profile",
     "ensure_network", "ensure_storage_pool", "host_resources", "image_aliases", "image_properties",
     "instance_types", "network_config", "network_range",
-    "create_instance", "delete_instance", "execute", "get_instance", "instance_configs",
+    "create_instance", "create_lock_path", "delete_instance", "execute", "get_instance", "instance_configs",
     "instance_devices", "instance_states", "ipv4_address", "push_file", "rename_instance",
     "set_config", "set_device", "set_power", "start_instance",
     "cpu_seconds", "instance_usage",

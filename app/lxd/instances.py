@@ -1,6 +1,7 @@
 """Instances: create, start, stop, rename, delete, configure, run commands
 and write files in them, and list them with their state and devices."""
 import fcntl
+import hashlib
 import os
 import time
 from contextlib import contextmanager
@@ -24,6 +25,14 @@ def _host_lock(path: str | None):
         yield
     finally:
         os.close(handle)
+
+
+def create_lock_path(socket_path: str) -> str:
+    """The creation lock of one LXD daemon: every Warren on this host that
+    creates instances through that daemon (a test run beside the real one
+    too) takes the same lock, whatever its data directory."""
+    daemon = hashlib.sha256(os.path.realpath(socket_path).encode()).hexdigest()[:12]
+    return f"/run/lock/warren-lxd-create-{daemon}.lock"
 
 
 def create_instance(client: pylxd.Client, name: str, image: str, *, config: dict | None = None,
