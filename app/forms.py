@@ -36,10 +36,10 @@ class ForwardForm(FlaskForm):
 
 class SiteForm(FlaskForm):
     """Fields only: the sites service validates them all at once."""
-    mode = SelectField("Mode", choices=[
-        ("terminate", "terminate: the co-op's proxy holds the certificate, your server speaks HTTP"),
-        ("passthrough", "passthrough: your server on port 443 holds its own certificate")],
-        validate_choice=False)
+    mode = SelectField("Mode", choices=["terminate", "passthrough"], validate_choice=False,
+                       description="terminate: the co-op's proxy holds the certificate and your "
+                                   "server speaks plain HTTP; passthrough: your server on port "
+                                   "443 holds its own certificate.")
     port = StringField("HTTP port", default="80",
                        description="The port your web server listens on (terminate mode).")
 
