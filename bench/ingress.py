@@ -87,7 +87,7 @@ def main() -> None:
             container = next(instance for instance in client.instances.all()
                              if instance.config.get("user.warren.hostname") == "web")
             lxd.push_file(container, "/www/index.html", PAGE, 0o644, directory_mode=0o755)
-            lxd.execute(container, ["httpd", "-p", "80", "-h", "/www"])
+            lxd.execute(container, ["sh", "-c", "httpd -p 80 -h /www </dev/null >/dev/null 2>&1"])
             hosts = folder / "hosts"
             hosts.write_text(f"127.0.0.1 localhost\n{internet.host_ip} {fqdn}\n")
 

@@ -124,7 +124,7 @@ def test_sites_are_served_by_name_with_certificates_and_go_with_the_instance(
                              ("/www/cgi-bin/headers", HEADERS_CGI, 0o755),
                              ("/www/cgi-bin/stream", STREAM_CGI, 0o755)):
         lxd.push_file(container, path, text, mode, directory_mode=0o755)
-    run_in(container, "httpd", "-p", "80", "-h", "/www")
+    run_in(container, "sh", "-c", "httpd -p 80 -h /www </dev/null >/dev/null 2>&1")
 
     # Published: the route answers within a second, the certificate follows.
     started = time.monotonic()
