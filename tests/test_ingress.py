@@ -255,6 +255,7 @@ def test_warren_itself_is_served_on_its_public_name(stack, internet, tmp_path, s
     from live import LiveWarren
     pebble, proxy, root = stack
     name = f"warren.{settings.dns_zone}"
+    (tmp_path / "live").mkdir()
     live = LiveWarren(tmp_path / "live")
     live.env.update(WARREN_INGRESS_ADDRESS=internet.host_ip, WARREN_INGRESS_DIR=proxy.env["WARREN_INGRESS_DIR"],
                     WARREN_ACME_DIRECTORY=pebble.directory, WARREN_ACME_CA_FILE=pebble.ca_file,
@@ -269,7 +270,9 @@ def test_warren_itself_is_served_on_its_public_name(stack, internet, tmp_path, s
         page = curl(internet, f"https://{name}/login", "--cacert", str(root), "-i", "-c", jar)
         assert "__Host-" in page.stdout and "Secure" in page.stdout  # cookies for HTTPS only
         token = CSRF.search(page.stdout).group(1)
+        # Warren sees HTTPS (X-Forwarded-Proto): its CSRF check wants a same-site Referer.
         failed = curl(internet, f"https://{name}/login", "--cacert", str(root), "-b", jar,
+                      "-e", f"https://{name}/login",
                       "--data-urlencode", "username=nobody", "--data-urlencode", "password=wrong",
                       "--data-urlencode", f"csrf_token={token}", "-o", "/dev/null",
                       "-w", "%{http_code}")
