@@ -19,7 +19,7 @@ log=$WARREN_LOG_DIR/haproxy.log
 address=${WARREN_INGRESS_ADDRESS:-${WARREN_FORWARD_ADDRESS:-$WARREN_SSH_ADDRESS}}
 
 running() { [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
-answers() { [ -S "$dir/haproxy.sock" ] && echo "show info" | "$VENV/bin/python" -c '
+answers() { [ -S "$dir/haproxy.sock" ] && "$VENV/bin/python" -c '
 import socket, sys
 s = socket.socket(socket.AF_UNIX); s.settimeout(2); s.connect(sys.argv[1])
 s.sendall(b"show info\n"); sys.exit(0 if b"Pid:" in s.recv(4096) else 1)' "$dir/haproxy.sock" 2>/dev/null; }

@@ -200,7 +200,11 @@ def test_sites_are_served_by_name_with_certificates_and_go_with_the_instance(
     assert after != before and certificate_row(app, web)["serial"] in after.replace(":", "")
     fixed_clock.set_now(None)
 
-    # A restart of the proxy comes back with the routes and the certificate.
+    # A reload (bin/up again) and a restart of the proxy come back with the
+    # routes and the certificate, from its files.
+    proxy.run("reload")
+    wait_until(lambda: served_serial(internet, web) == after, timeout=10, step=0.1,
+               message="the certificate after a reload")
     proxy.run("stop")
     proxy.run("start")
     assert served_serial(internet, web) == after
