@@ -16,16 +16,17 @@ def create_app(config: dict | None = None) -> Flask:
     from .views import admin, auth, console, guards, member
 
     settings = load_settings(config)
+    secure = web_security.cookies_secure(settings)
     app = Flask(__name__)
     app.config.update(
         WARREN=settings,
         SECRET_KEY=read_secret_key(settings),
         # __Host-: the browser keeps it only if Secure, Path=/ and without Domain,
         # so no sibling subdomain can plant or overwrite it.
-        SESSION_COOKIE_NAME="__Host-warren_session" if settings.cookie_secure else "warren_session",
+        SESSION_COOKIE_NAME="__Host-warren_session" if secure else "warren_session",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=settings.cookie_secure,
+        SESSION_COOKIE_SECURE=secure,
         PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.session_hours),
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
         MAX_CONTENT_LENGTH=1024 * 1024,

@@ -84,6 +84,31 @@ def _zone(value: str) -> str:
     return zone
 
 
+def _url(value: str) -> str:
+    """Empty, or an https:// URL."""
+    value = value.strip()
+    if value and not re.fullmatch(r"https://[^\s/]+(/\S*)?", value):
+        raise ValueError(f"{value!r} is not an https:// URL")
+    return value
+
+
+def _email(value: str) -> str:
+    value = value.strip()
+    if value and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
+        raise ValueError(f"{value!r} is not an e-mail address")
+    return value
+
+
+def _hostname(value: str) -> str:
+    """Empty, or a DNS name like warren.example.org."""
+    if not value.strip():
+        return ""
+    try:
+        return _zone(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a host name like warren.example.org") from None
+
+
 def _label(value: str) -> str:
     if not LABEL.match(value):
         raise ValueError(f"{value!r} must be lower-case letters, digits and inner hyphens")
@@ -257,6 +282,23 @@ KEYS = (
         "while that is a loopback address."),
     Key("forward_ports", "20000-29999", _port_range,
         "The public ports members may forward (TCP and UDP), like 20000-29999."),
+    Key("ingress_address", "", _optional_ipv4,
+        "Public address the ingress proxy (HAProxy) serves websites on; empty means "
+        "forward_address, then ssh_address. The proxy is off while that is a loopback address."),
+    Key("ingress_http_port", "80", _integer(1, 65535), "Port of the ingress proxy's plain HTTP."),
+    Key("ingress_https_port", "443", _integer(1, 65535), "Port of the ingress proxy's HTTPS."),
+    Key("ingress_dir", "{data_dir}/ingress", _text,
+        "The ingress proxy's config, route maps, runtime socket, certificates and ACME account."),
+    Key("acme_directory", "", _url,
+        "ACME directory URL certificates come from (e.g. Let's Encrypt's "
+        "https://acme-v02.api.letsencrypt.org/directory); empty: no automatic certificates."),
+    Key("acme_email", "", _email, "Contact address of the ACME account (expiry notices); may be empty."),
+    Key("acme_ca_file", "", _text,
+        "Extra CA certificate (PEM) to trust for the ACME directory's HTTPS, e.g. a test CA; "
+        "empty: the system's CAs."),
+    Key("public_hostname", "", _hostname,
+        "Host name Warren's own web UI is served at through the ingress proxy, with an automatic "
+        "certificate; empty: not served there."),
     Key("fault_at", "", _text,
         "Test harness only: the worker kills itself (SIGKILL) at this step. Leave empty."),
 )

@@ -34,6 +34,16 @@ class ForwardForm(FlaskForm):
     public_port = StringField("Public port", description="Leave empty for the first free one.")
 
 
+class SiteForm(FlaskForm):
+    """Fields only: the sites service validates them all at once."""
+    mode = SelectField("Mode", choices=["terminate", "passthrough"], validate_choice=False,
+                       description="terminate: the co-op's proxy holds the certificate and your "
+                                   "server speaks plain HTTP; passthrough: your server on port "
+                                   "443 holds its own certificate.")
+    port = StringField("HTTP port", default="80",
+                       description="The port your web server listens on (terminate mode).")
+
+
 class InstanceRequestForm(FlaskForm):
     """Fields only: the instances service validates them all at once."""
     name = StringField("Name", description="Becomes the hostname and <name>.<you>.<zone>.")

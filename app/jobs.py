@@ -24,7 +24,7 @@ from .store import now, transaction
 LEASE = timedelta(minutes=5)
 POWER = ("start", "stop", "restart")
 # Jobs that bring LXD in line with the store: one waiting per instance is enough.
-SYNC = ("forwards",)
+SYNC = ("forwards", "ingress")
 # Every job kind there is (the worker's handler for each is in provisioning.HANDLERS).
 KINDS = frozenset(("provision", "delete") + POWER + SYNC)
 

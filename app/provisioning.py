@@ -14,7 +14,8 @@ from typing import Callable
 
 import yaml
 
-from . import accounts, addresses, audit, dns, forwards, isolation, jobs, lxd, quotas, statuses
+from . import (accounts, addresses, audit, certificates, dns, forwards, ingress, isolation, jobs,
+               lxd, quotas, sites, statuses)
 from .config import current_settings
 from .errors import BackendUnavailable, Conflict, WarrenError
 from .instances import lease_blocks_start, record_event
@@ -156,8 +157,9 @@ def provision(db, instance: dict) -> None:
     except BackendUnavailable as error:
         # The instance is usable by address; reconcile publishes the name later.
         _set_status(db, instance, READY, f"Ready; DNS pending: {error}", dns_state="pending")
-        return
-    _set_status(db, instance, READY, dns_state="published")
+    else:
+        _set_status(db, instance, READY, dns_state="published")
+    sites.after_ready(db, instance)
 
 
 def remove_everything(db, instance: dict, halfway=lambda: None) -> None:
@@ -165,6 +167,7 @@ def remove_everything(db, instance: dict, halfway=lambda: None) -> None:
     With the DNS server down the removal is recorded and done by reconcile."""
     settings = current_settings()
     forwards.withdraw(db, settings, instance)  # before its address can go to someone else
+    sites.withdraw(db, settings, instance)
     owner = dns_owner(member_of(instance["project"]))
     try:
         dns.remove_name(dns.zone_from_settings(settings), instance["fqdn"], owner)
@@ -266,6 +269,26 @@ def _forwards_failed(db, instance: dict, _kind: str, error: WarrenError) -> None
                      "(the worker tries again on its next pass).")
 
 
+def _ingress_job(db, instance: dict, _kind: str) -> None:
+    """Routes first (within a second of the change), then the certificates
+    of the instance's host names (seconds, from the ACME directory)."""
+    settings = current_settings()
+    ingress.sync(db, settings)
+    hostnames = {route.hostname for route in ingress.desired_routes(db, settings)
+                 if route.instance_id == instance["id"]}
+    if hostnames:
+        for line in certificates.refresh(db, settings, only=hostnames):
+            if line.startswith("certificate"):
+                with transaction(db):
+                    record_event(db, instance["id"], "website", line[0].upper() + line[1:] + ".")
+
+
+def _ingress_failed(db, instance: dict, _kind: str, error: WarrenError) -> None:
+    with transaction(db):
+        record_event(db, instance["id"], "website", f"Website not applied yet: {error} "
+                     "(the worker tries again on its next pass).")
+
+
 @dataclass(frozen=True)
 class Handler:
     """What the worker does for a job kind, and what a failure leaves behind."""
@@ -279,6 +302,7 @@ HANDLERS = {
     "delete": Handler(_delete_job, _delete_failed),
     **{kind: Handler(_power_job, _power_failed) for kind in jobs.POWER},
     "forwards": Handler(_forwards_job, _forwards_failed),
+    "ingress": Handler(_ingress_job, _ingress_failed),
 }
 
 

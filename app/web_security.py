@@ -65,7 +65,22 @@ class TrustedProxies:
         return self.app(environ, start_response)
 
 
+def trusted_networks(settings) -> tuple[str, ...]:
+    """The configured proxies, and the ingress proxy when Warren is served
+    through it (WARREN_PUBLIC_HOSTNAME): it reaches gunicorn from the
+    loopback address, and sets X-Forwarded-For itself (never passing on
+    the client's own)."""
+    ingress = ("127.0.0.1/32",) if settings.public_hostname else ()
+    return tuple(dict.fromkeys(settings.trusted_proxies + ingress))
+
+
+def cookies_secure(settings) -> bool:
+    """Secure cookies behind TLS: when configured, or when Warren is served
+    through the ingress proxy, which redirects plain HTTP to HTTPS."""
+    return settings.cookie_secure or bool(settings.public_hostname)
+
+
 def init_app(app):
     """Add the headers to every response and believe only trusted proxies."""
     app.after_request(add_security_headers)
-    app.wsgi_app = TrustedProxies(app.wsgi_app, app.config["WARREN"].trusted_proxies)
+    app.wsgi_app = TrustedProxies(app.wsgi_app, trusted_networks(app.config["WARREN"]))

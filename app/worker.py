@@ -9,8 +9,8 @@ import sys
 import threading
 import time
 
-from . import (forwards, isolation, jobs, leases, members, profile_changes, projects,
-               provisioning, reconcile, retention, sessions)
+from . import (certificates, forwards, ingress, isolation, jobs, leases, members, profile_changes,
+               projects, provisioning, reconcile, retention, sessions)
 from .profiles import current_profiles
 from .store import get_db
 
@@ -37,6 +37,8 @@ PASSES = (
     ("NIC filtering", isolation.filter_existing_nics),
     ("bridge guards", lambda _db, settings: isolation.guard_bridge(settings)),
     ("port forwards", forwards.sync),
+    ("ingress routes", ingress.sync),
+    ("certificates", certificates.refresh),
     ("retention", retention.prune),
 )
 

@@ -1,12 +1,12 @@
 """Member pages: dashboard, instance requests, status pages and actions."""
 from flask import Blueprint, flash, g, jsonify, redirect, render_template, request, url_for
 
-from .. import (addresses, approvals, audit, consoles, forwards, instances, keys, leases, quotas,
-               sshjump, usage as usage_report)
+from .. import (addresses, approvals, audit, certificates, consoles, forwards, ingress, instances,
+               keys, leases, quotas, sites, sshjump, usage as usage_report)
 from ..config import current_settings
 from ..errors import ValidationError
 from ..forms import (EmptyForm, ForwardForm, InstanceRequestForm, KeysForm, QuotaRequestForm,
-                     show_errors)
+                     SiteForm, show_errors)
 from ..statuses import READY
 from ..store import get_db
 from ..profiles import current_profiles
@@ -106,9 +106,13 @@ def new_instance():
     return render_template("member/new.html", form=form, profiles=profiles), status
 
 
-def _instance_page(instance_id, forward_form=None, status=200):
+def _instance_page(instance_id, forward_form=None, status=200, site_form=None):
     row = instances.get_instance(g.user, instance_id)
     settings = current_settings()
+    site = sites.of_instance(get_db(), row["id"])
+    if site_form is None:
+        site_form = SiteForm(formdata=None, data={"mode": site["mode"], "port": site["port"]}
+                             if site else None)
     return render_template("member/instance.html", instance=row,
                            ipv6=addresses.ipv6_of(row, settings),
                            ssh_snippet=sshjump.config_snippet(row, settings)
@@ -116,6 +120,9 @@ def _instance_page(instance_id, forward_form=None, status=200):
                            forwards=forwards.of_instance(get_db(), row["id"]),
                            public_address=forwards.public_address(settings),
                            forward_form=forward_form or ForwardForm(formdata=None),
+                           site=site, site_form=site_form,
+                           ingress_address=ingress.public_address(settings),
+                           acme=certificates.enabled(settings),
                            events=instances.events(g.user, instance_id), form=EmptyForm(),
                            console=consoles.offered(row)), status
 
@@ -148,6 +155,29 @@ def add_forward(instance_id):
 def remove_forward(instance_id, forward_id):
     row = forwards.remove(g.user, instance_id, forward_id)
     flash(f"Port {row['public_port']}/{row['protocol']} is no longer forwarded.")
+    return redirect(url_for("member.instance", instance_id=instance_id), 303)
+
+
+@bp.route("/instances/<int:instance_id>/site", methods=["POST"])
+@login_required
+def publish_site(instance_id):
+    form = SiteForm()
+    if not form.validate_on_submit():
+        return _instance_page(instance_id, status=400, site_form=form)
+    try:
+        site = sites.publish(g.user, instance_id, form.mode.data, form.port.data)
+    except ValidationError as error:
+        show_errors(form, error.errors)
+        return _instance_page(instance_id, status=422, site_form=form)
+    flash(f"Publishing {site['url']} ({site['mode']}); it answers within seconds.")
+    return redirect(url_for("member.instance", instance_id=instance_id), 303)
+
+
+@bp.route("/instances/<int:instance_id>/site/delete", methods=["POST"])
+@login_required
+def unpublish_site(instance_id):
+    site = sites.unpublish(g.user, instance_id)
+    flash(f"{site['url']} is no longer published.")
     return redirect(url_for("member.instance", instance_id=instance_id), 303)
 
 
