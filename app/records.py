@@ -49,6 +49,9 @@ def _name(text: str, username: str, zone: str, errors: dict) -> str | None:
         errors["name"] = [f"Records go below {top} (like blog.{top}); the name {top} itself is "
                           "the co-op's."]
         return None
+    if (text == zone or text.endswith("." + zone)) and not text.endswith("." + top):
+        errors["name"] = [f"{text} is not in your subtree; your records go below {top}."]
+        return None
     relative = text.removesuffix("." + top)
     if "*" in relative:
         errors["name"] = ["Wildcard records are not offered; add each name."]
@@ -409,9 +412,12 @@ def withdraw_member(db, settings, user: dict) -> None:
     """A member is being deleted: every record of theirs leaves DNS, then
     their keys leave BIND. Raises while named is unreachable (the member
     deletion pass tries again)."""
+    had_keys = db["dns_keys"].count_where("user_id = ?", [user["id"]])
     with transaction(db):
         db.execute("DELETE FROM dns_records WHERE user_id = ?", [user["id"]])
         db.execute("DELETE FROM dns_keys WHERE user_id = ? AND kind = 'acme'", [user["id"]])
+    if not had_keys:
+        return  # nothing was ever published for them
     if db["dns_keys"].count_where("user_id = ?", [user["id"]]):
         sync_member(db, settings, user)  # with no rows: removes everything below the subtree
     with transaction(db):

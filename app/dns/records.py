@@ -32,10 +32,10 @@ class Record:
 
 
 def parse(rtype: str, value: str) -> dns.rdata.Rdata:
-    """The record's data as dnspython reads it (names must be absolute:
-    with no origin a relative name is an error)."""
+    """The record's data as dnspython reads it; every name in it is taken
+    as absolute (web.example.org means web.example.org.)."""
     return dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.from_text(rtype), value,
-                               origin=None, relativize=False)
+                               origin=dns.name.root, relativize=False)
 
 
 def _warren_marker(rtype: str, rdata) -> bool:
