@@ -130,28 +130,33 @@ def _instance_at(db, fqdn: str) -> dict | None:
                       f"{sql_list(RELEASED)}", [fqdn]).fetchone()
 
 
-def _clashes(db, user: dict, fqdn: str, rtype: str, value: str) -> list[str]:
-    """Why this record cannot sit where it is asked (inside the write lock)."""
+def _clash(db, user: dict, fqdn: str, rtype: str, value: str) -> dict[str, list[str]]:
+    """Why this record cannot sit where it is asked, by field (inside the
+    write lock); empty when it can."""
     if db.execute("SELECT 1 FROM dns_records WHERE fqdn = ? AND rtype = ? AND value = ?",
                   [fqdn, rtype, value]).fetchone():
-        return [f"{fqdn} already has this {rtype} record."]
+        return {"value": [f"{fqdn} already has this {rtype} record."]}
     others = {row[0] for row in db.execute("SELECT rtype FROM dns_records WHERE fqdn = ? "
                                            "AND user_id = ?", [fqdn, user["id"]])}
     instance = _instance_at(db, fqdn)
     if rtype == "CNAME":
         if instance is not None:
-            return [f"{fqdn} is your instance {instance[1]}'s name; a CNAME cannot share a name "
-                    "with its address. Use another name, like www."]
+            return {"name": [f"{fqdn} is your instance {instance[1]}'s name; a CNAME cannot "
+                             "share a name with its address. Use another name, like www."]}
         if others:
-            return [f"{fqdn} already has {', '.join(sorted(others))} records; a CNAME cannot "
-                    "share a name with other data."]
+            return {"name": [f"{fqdn} already has {', '.join(sorted(others))} records; a CNAME "
+                             "cannot share a name with other data."]}
         if value.rstrip(".") == fqdn:
-            return ["A CNAME cannot point at itself."]
+            return {"value": ["A CNAME cannot point at itself."]}
     elif "CNAME" in others:
-        return [f"{fqdn} is a CNAME; no other record can sit beside it."]
+        return {"name": [f"{fqdn} is a CNAME; no other record can sit beside it."]}
     if rtype == "AAAA" and instance is not None:
-        return [f"{fqdn} is your instance {instance[1]}'s name; Warren publishes its addresses."]
-    return []
+        return {"name": [f"{fqdn} is your instance {instance[1]}'s name; Warren publishes its "
+                         "addresses."]}
+    if rtype == "TXT" and db["dns_keys"].count_where("name = ?", [fqdn + "."]):
+        return {"name": [f"certbot's key for {fqdn} keeps the TXT records there; revoke the key "
+                         "to keep them here instead."]}
+    return {}
 
 
 def add(user: dict, name: str, rtype: str, value: str, ttl=None) -> dict:
@@ -174,9 +179,9 @@ def add(user: dict, name: str, rtype: str, value: str, ttl=None) -> dict:
         if errors:
             raise ValidationError(errors)
         with transaction(db):
-            clashes = _clashes(db, user, fqdn, rtype, canonical)
-            if clashes:
-                raise ValidationError({"name" if "name" in clashes[0] else "value": clashes})
+            clash = _clash(db, user, fqdn, rtype, canonical)
+            if clash:
+                raise ValidationError(clash)
             quota = quotas.quota_for(db, user)
             held = quotas.usage(db, user["id"])["records"]
             if held + 1 > quota.records:
