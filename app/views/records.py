@@ -22,6 +22,18 @@ def _page(form=None, acme_form=None, status=200, issued=None):
                            button=EmptyForm(), issued=issued), status
 
 
+def _attempt(form, slot: str, action):
+    """(what action() returned, None), or (None, the page with the form's
+    errors) when the form or the service refuses it."""
+    if not form.validate_on_submit():
+        return None, _page(**{slot: form}, status=400)
+    try:
+        return action(), None
+    except ValidationError as error:
+        show_errors(form, error.errors)
+        return None, _page(**{slot: form}, status=422)
+
+
 @bp.route("/dns")
 @login_required
 def records_page():
@@ -32,13 +44,10 @@ def records_page():
 @login_required
 def add_record():
     form = RecordForm()
-    if not form.validate_on_submit():
-        return _page(form, status=400)
-    try:
-        row = records.add(g.user, form.name.data, form.rtype.data, form.value.data, form.ttl.data)
-    except ValidationError as error:
-        show_errors(form, error.errors)
-        return _page(form, status=422)
+    row, refused = _attempt(form, "form", lambda: records.add(
+        g.user, form.name.data, form.rtype.data, form.value.data, form.ttl.data))
+    if refused:
+        return refused
     flash(f"{row['fqdn']} {row['rtype']} {row['value']} added; it is published within moments.")
     return redirect(url_for("member.records_page"), 303)
 
@@ -55,13 +64,11 @@ def remove_record(record_id):
 @login_required
 def create_acme_key():
     form = AcmeKeyForm()
-    if not form.validate_on_submit():
-        return _page(acme_form=form, status=400)
-    try:
-        row, secret = records.create_acme_key(g.user, form.acme_name.data)
-    except ValidationError as error:
-        show_errors(form, error.errors)
-        return _page(acme_form=form, status=422)
+    made, refused = _attempt(form, "acme_form",
+                             lambda: records.create_acme_key(g.user, form.acme_name.data))
+    if refused:
+        return refused
+    row, secret = made
     issued = {"name": row["name"], "secret": secret,
               "ini": records.certbot_credentials(current_settings(), row["name"], secret)}
     return _page(status=201, issued=issued)
