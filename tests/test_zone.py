@@ -40,12 +40,15 @@ stub-zone:
 SECONDARY = """options {{
     directory "{folder}";
     pid-file "{folder}/named.pid";
+    session-keyfile "{folder}/session.key";
+    managed-keys-directory "{folder}";
     listen-on port {port} {{ {address}; }};
     listen-on-v6 {{ none; }};
     recursion no;
     dnssec-validation no;
     notify no;
 }};
+controls {{ }};
 {key}
 server {primary} {{ keys {{ warren-transfer; }}; }};
 zone "{zone}" {{
@@ -102,7 +105,8 @@ def test_the_zone_answers_publicly_validates_with_its_ds_and_a_secondary_follows
         folder=folder, port=5399, address=internet.client_ip, key=key, primary=internet.host_ip,
         zone=zone.name))
     started = time.monotonic()
-    internet.popen("named", "-4", "-g", "-c", str(folder / "named.conf"))
+    internet.popen("named", "-4", "-g", "-c", str(folder / "named.conf"),
+                   stdout=open(folder / "named.log", "w"), stderr=subprocess.STDOUT)
     wait_until(lambda: "SOA" in dig_in(internet, internet.client_ip, 5399, zone.name, "SOA"),
                timeout=20, message="the secondary to load the zone")
     try:
@@ -129,7 +133,9 @@ def test_the_zone_answers_publicly_validates_with_its_ds_and_a_secondary_follows
                              server=internet.host_ip)
         for port, text in ((5355, good), (5356, bad)):
             (tmp_path / f"unbound-{port}.conf").write_text(text)
-            internet.popen("unbound", "-d", "-c", str(tmp_path / f"unbound-{port}.conf"))
+            internet.popen("unbound", "-d", "-c", str(tmp_path / f"unbound-{port}.conf"),
+                           stdout=open(tmp_path / f"unbound-{port}.log", "w"),
+                           stderr=subprocess.STDOUT)
         validated = wait_until(lambda: dig_in(internet, internet.client_ip, 5355, web, "A",
                                               "+dnssec") or None, timeout=20, message="unbound")
         assert answers(validated, "A") == ["10.87.0.44"] and "ad" in flags(validated), validated
