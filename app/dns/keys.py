@@ -86,6 +86,7 @@ def policy_text(zone: str, warren_key: str, keys: list[Key]) -> str:
         "    // AAAA records of names below the zone; never the apex (SOA, NS,",
         "    // DNSKEY) nor the name server's own name.",
         f"    deny {warren_key} subdomain ns1.{zone}.;",
+        f"    deny {warren_key} subdomain _owner.{zone}. A AAAA;",
         f"    grant {warren_key} subdomain _owner.{zone}. TXT;",
         f"    grant {warren_key} wildcard *.{zone}. A AAAA;",
         "    // Members' keys (their subtree, their record types) and ACME keys",
