@@ -87,7 +87,7 @@ def send(zone: Zone, update: dns.update.UpdateMessage) -> int:
     try:
         response = dns.query.tcp(update, zone.server, port=zone.port, timeout=TIMEOUT)
     except (dns.tsig.PeerBadKey, dns.tsig.PeerBadSignature, dns.tsig.PeerBadTime) as error:
-        raise DnsError(f"the DNS server rejected the TSIG key {zone.key_name!r}: "
+        raise DnsError(f"the DNS server rejected Warren's TSIG key {zone.key_name!r}: "
                        f"{type(error).__name__}") from error
     except (ConnectionError, socket.timeout, dns.exception.Timeout, OSError) as error:
         raise unreachable(zone, error) from error
