@@ -2,7 +2,9 @@
 key, confined by BIND (a member key and an ACME key refused outside their
 names), repaired by the reconcile pass, removed with the instance (at its
 name) and with the member."""
+import html
 import os
+import re
 import subprocess
 
 import dns.query
@@ -295,13 +297,18 @@ if input() == "delete":
 
 
 def test_certbots_rfc2136_client_sets_its_challenge_with_an_acme_key_and_nothing_else(
-        app, settings, zone, dig, member):
+        app, settings, zone, dig, member, client, auth):
     name = member["username"]
     challenge = f"_acme-challenge.web.{name}.{zone.name}"
-    with app.test_request_context():
-        row, secret = records.create_acme_key(member, "web")
-        ini = records.certbot_credentials(settings, row["name"], secret)
-    assert f"dns_rfc2136_name = {challenge}." in ini and f"dns_rfc2136_secret = {secret}" in ini
+    auth.login(name)
+    page = post_form(client, "/dns", {"acme_name": "web"}, url="/dns/acme-keys", expect=201)
+    ini = html.unescape(re.search(r'<pre id="certbot-ini">(.*?)</pre>', page.get_data(as_text=True),
+                                  re.S)[1])
+    settings_ini = dict(line.split(" = ", 1) for line in ini.splitlines())
+    assert settings_ini["dns_rfc2136_name"] == f"{challenge}."
+    row = {"name": settings_ini["dns_rfc2136_name"]}
+    secret = settings_ini["dns_rfc2136_secret"]
+    assert secret not in client.get("/dns").get_data(as_text=True)  # shown once
     certbot = subprocess.Popen(
         ["/usr/bin/python3", "-c", CERTBOT, settings.dns_server, str(settings.dns_port),
          row["name"], secret, challenge, f"_acme-challenge.blog.{name}.{zone.name}"],
