@@ -302,6 +302,7 @@ def test_certbots_rfc2136_client_sets_its_challenge_with_an_acme_key_and_nothing
     challenge = f"_acme-challenge.web.{name}.{zone.name}"
     auth.login(name)
     page = post_form(client, "/dns", {"acme_name": "web"}, url="/dns/acme-keys", expect=201)
+    assert page.headers["Cache-Control"] == "no-store"
     ini = html.unescape(re.search(r'<pre id="certbot-ini">(.*?)</pre>', page.get_data(as_text=True),
                                   re.S)[1])
     settings_ini = dict(line.split(" = ", 1) for line in ini.splitlines())

@@ -71,7 +71,8 @@ def create_acme_key():
     row, secret = made
     issued = {"name": row["name"], "secret": secret,
               "ini": records.certbot_credentials(current_settings(), row["name"], secret)}
-    return _page(status=201, issued=issued)
+    page, status = _page(status=201, issued=issued)
+    return page, status, {"Cache-Control": "no-store"}  # the secret is shown once: keep no copy
 
 
 @bp.route("/dns/acme-keys/<int:acme_key_id>/delete", methods=["POST"])
