@@ -180,6 +180,19 @@ def _port_range(value: str) -> PortRange:
     return PortRange(low, high)
 
 
+def _endpoints(value: str) -> tuple[str, ...]:
+    """Space-separated IPv4 addresses with an optional port (default 53),
+    written back as address:port."""
+    found = []
+    for word in value.split():
+        address, _, port = word.partition(":")
+        try:
+            found.append(f"{_ipv4(address)}:{_integer(1, 65535)(port or '53')}")
+        except ValueError as error:
+            raise ValueError(f"{word!r}: {error} (use address or address:port)") from None
+    return tuple(found)
+
+
 def _words(value: str) -> tuple[str, ...]:
     return tuple(value.split())
 
@@ -299,6 +312,11 @@ KEYS = (
     Key("public_hostname", "", _hostname,
         "Host name Warren's own web UI is served at through the ingress proxy, with an automatic "
         "certificate; empty: not served there."),
+    Key("dns_public_address", "", _optional_ipv4,
+        "Public address named also answers on (port 53) for the zone; empty: loopback only."),
+    Key("dns_secondaries", "", _endpoints,
+        "Secondary name servers (address[:port], space-separated) that get NOTIFY and a "
+        "TSIG-signed zone transfer."),
     Key("fault_at", "", _text,
         "Test harness only: the worker kills itself (SIGKILL) at this step. Leave empty."),
 )

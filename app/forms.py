@@ -44,6 +44,22 @@ class SiteForm(FlaskForm):
                        description="The port your web server listens on (terminate mode).")
 
 
+class RecordForm(FlaskForm):
+    """Fields only: the records service validates them all at once."""
+    name = StringField("Name", description="Below your subtree: blog, _dmarc.web, or web itself "
+                                           "for MX, TXT, CAA and SRV.")
+    rtype = SelectField("Type", choices=["CNAME", "TXT", "MX", "AAAA", "SRV", "CAA"],
+                        validate_choice=False)
+    value = StringField("Value", description="Names are taken as absolute: web.example.org.")
+    ttl = StringField("TTL (seconds)", description="Empty: the zone's default.")
+
+
+class AcmeKeyForm(FlaskForm):
+    acme_name = StringField("Name the certificate is for",
+                            description="web for web.<you>.<zone>; certbot may then set TXT "
+                                        "records at _acme-challenge.web.<you>.<zone> only.")
+
+
 class InstanceRequestForm(FlaskForm):
     """Fields only: the instances service validates them all at once."""
     name = StringField("Name", description="Becomes the hostname and <name>.<you>.<zone>.")
@@ -82,7 +98,7 @@ class SignUpForm(FlaskForm):
 
 
 QUOTA_FIELDS = ("instances", "cpu", "memory", "disk", "processes", "cpu_priority", "nesting",
-                "forwards")
+                "forwards", "records")
 
 
 class QuotaValuesForm(FlaskForm):
@@ -95,6 +111,7 @@ class QuotaValuesForm(FlaskForm):
     cpu_priority = StringField("CPU priority cap", description="0-10")
     nesting = StringField("Nesting", description="true or false")
     forwards = StringField("Port forwards")
+    records = StringField("DNS records", description="Records and ACME keys together")
 
     def values_text(self) -> dict[str, str]:
         """The fields that were filled in."""

@@ -82,6 +82,13 @@ def _request_instance(user, name, profile_name, image, keys_text, saved_key_ids)
     with transaction(db):
         if db["instances"].count_where("user_id = ? AND name = ?", [user["id"], name]):
             raise ValidationError({"name": [f"You already have an instance named {name}."]})
+        fqdn = fqdn_for(name, user["username"], settings.dns_zone)
+        taken = db.execute("SELECT rtype FROM dns_records WHERE fqdn = ? AND rtype IN "
+                           "('CNAME', 'AAAA')", [fqdn]).fetchone()
+        if taken:
+            raise ValidationError({"name": [f"{fqdn} has a {taken[0]} record of yours; an "
+                                            "instance's own addresses cannot sit beside it. "
+                                            "Remove the record first, or choose another name."]})
         quota = quotas.quota_for(db, user)  # read again inside the write lock
         quotas.check_room(quota, quotas.usage(db, user["id"]), profile)
         address = addresses.allocate(db, settings.network_address)

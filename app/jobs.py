@@ -25,8 +25,11 @@ LEASE = timedelta(minutes=5)
 POWER = ("start", "stop", "restart")
 # Jobs that bring LXD in line with the store: one waiting per instance is enough.
 SYNC = ("forwards", "ingress")
+# Jobs of a member rather than of one instance (publishing their DNS
+# records, app/records.py): one waiting per member is enough.
+MEMBER = ("records",)
 # Every job kind there is (the worker's handler for each is in provisioning.HANDLERS).
-KINDS = frozenset(("provision", "delete") + POWER + SYNC)
+KINDS = frozenset(("provision", "delete") + POWER + SYNC + MEMBER)
 
 
 def enqueue(db, instance_id: int, kind: str, member_limit: int | None = None) -> int:
@@ -36,8 +39,8 @@ def enqueue(db, instance_id: int, kind: str, member_limit: int | None = None) ->
     sync job is not queued twice. With
     member_limit (requests a member makes), Conflict when the member has
     that many jobs waiting already."""
-    if kind not in KINDS:
-        raise WarrenError(f"unknown job kind {kind!r}")
+    if kind not in KINDS or kind in MEMBER:
+        raise WarrenError(f"unknown instance job kind {kind!r}")
     if kind in POWER:
         waiting = db.execute("SELECT id FROM jobs WHERE instance_id = ? AND state = 'pending' "
                              f"AND kind IN {sql_list(POWER)}", [instance_id]).fetchone()
@@ -55,6 +58,19 @@ def enqueue(db, instance_id: int, kind: str, member_limit: int | None = None) ->
             raise Conflict(f"You have {queued} actions waiting for the worker already (the limit "
                            f"is {member_limit}); try again when they are done.")
     return db["jobs"].insert({"instance_id": instance_id, "kind": kind, "state": "pending",
+                              "attempts": 0, "created_at": now()}).last_pk
+
+
+def enqueue_member(db, user_id: int, kind: str) -> int:
+    """Add a member's job (inside the caller's transaction) unless one of
+    that kind is waiting already; its id."""
+    if kind not in MEMBER:
+        raise WarrenError(f"unknown member job kind {kind!r}")
+    waiting = db.execute("SELECT id FROM jobs WHERE user_id = ? AND instance_id IS NULL "
+                         "AND state = 'pending' AND kind = ?", [user_id, kind]).fetchone()
+    if waiting is not None:
+        return waiting[0]
+    return db["jobs"].insert({"user_id": user_id, "kind": kind, "state": "pending",
                               "attempts": 0, "created_at": now()}).last_pk
 
 
@@ -82,10 +98,12 @@ def claim(db) -> dict | None:
         row = db.execute(
             "SELECT j.id FROM jobs j LEFT JOIN instances i ON i.id = j.instance_id "
             "WHERE (j.state = 'pending' OR (j.state = 'running' AND j.claimed_until < ?)) "
-            "AND NOT EXISTS (SELECT 1 FROM jobs o WHERE o.instance_id = j.instance_id "
-            "AND o.id < j.id AND o.state IN ('pending', 'running')) "
-            "ORDER BY (SELECT count(*) FROM jobs r JOIN instances ri ON ri.id = r.instance_id "
-            "WHERE r.state = 'running' AND r.claimed_until >= ? AND ri.user_id = i.user_id), j.id "
+            "AND NOT EXISTS (SELECT 1 FROM jobs o WHERE o.id < j.id "
+            "AND o.state IN ('pending', 'running') AND (o.instance_id = j.instance_id "
+            "OR (j.instance_id IS NULL AND o.instance_id IS NULL AND o.user_id = j.user_id))) "
+            "ORDER BY (SELECT count(*) FROM jobs r LEFT JOIN instances ri ON ri.id = r.instance_id "
+            "WHERE r.state = 'running' AND r.claimed_until >= ? "
+            "AND coalesce(r.user_id, ri.user_id) = coalesce(j.user_id, i.user_id)), j.id "
             "LIMIT 1", [stamp, stamp]).fetchone()
         if row is None:
             return None

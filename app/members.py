@@ -12,7 +12,7 @@ import logging
 import secrets
 from datetime import datetime, timedelta, timezone
 
-from . import accounts, audit, jobs, lxd, projects, quotas, sessions
+from . import accounts, audit, jobs, lxd, projects, quotas, records, sessions
 from .config import current_settings
 from .errors import Conflict, NotFound, ValidationError, WarrenError
 from .names import project_name
@@ -172,6 +172,7 @@ def finish_deletions(db, settings) -> list[str]:
         if db["instances"].count_where("user_id = ?", [user["id"]]):
             return None
         try:
+            records.withdraw_member(db, settings, user)  # raises while named is down: next pass
             lxd.delete_project(settings.lxd_socket, project_name(user["username"]))
         except WarrenError as error:
             audit.record(db, audit.WORKER, "account.deleted", user["username"], "failed",
@@ -180,7 +181,7 @@ def finish_deletions(db, settings) -> list[str]:
         projects.forget_applied(project_name(user["username"]))
         with transaction(db):
             audit.record(db, audit.WORKER, "account.deleted", user["username"],
-                         member=user["username"], detail="instances, DNS names, LXD project "
+                         member=user["username"], detail="instances, DNS names and records, LXD project "
                          "and account removed")
             for table in ("ssh_keys", "approvals", "sessions"):
                 db.execute(f"DELETE FROM {table} WHERE user_id = ?", [user["id"]])

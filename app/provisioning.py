@@ -15,7 +15,7 @@ from typing import Callable
 import yaml
 
 from . import (accounts, addresses, audit, certificates, dns, forwards, ingress, isolation, jobs,
-               lxd, quotas, sites, statuses)
+               lxd, quotas, records, sites, statuses)
 from .config import current_settings
 from .errors import BackendUnavailable, Conflict, WarrenError
 from .instances import lease_blocks_start, record_event
@@ -177,6 +177,7 @@ def remove_everything(db, instance: dict, halfway=lambda: None) -> None:
         log.warning("DNS removal of %s deferred: %s", instance["fqdn"], error)
         db.execute("INSERT OR REPLACE INTO dns_removals (fqdn, owner, created_at) VALUES (?, ?, ?)",
                    [instance["fqdn"], owner, now()])
+    records.withdraw_instance(db, settings, instance)  # the member's records at its name
     halfway()
     client = _member_client(instance)
     if _own_instance(client, instance) is not None:  # None too when the project is gone
@@ -289,6 +290,15 @@ def _ingress_failed(db, instance: dict, _kind: str, error: WarrenError) -> None:
                      "(the worker tries again on its next pass).")
 
 
+def _records_job(db, user: dict, _kind: str) -> None:
+    records.sync_member(db, current_settings(), user)
+
+
+def _records_failed(db, user: dict, _kind: str, error: WarrenError) -> None:
+    log.warning("the DNS records of %s are not published yet: %s (the reconcile pass tries "
+                "again)", user["username"], error)
+
+
 @dataclass(frozen=True)
 class Handler:
     """What the worker does for a job kind, and what a failure leaves behind."""
@@ -303,7 +313,22 @@ HANDLERS = {
     **{kind: Handler(_power_job, _power_failed) for kind in jobs.POWER},
     "forwards": Handler(_forwards_job, _forwards_failed),
     "ingress": Handler(_ingress_job, _ingress_failed),
+    "records": Handler(_records_job, _records_failed),
 }
+
+
+def _action(job: dict) -> str:
+    return f"{'member' if job['instance_id'] is None else 'instance'}.{job['kind']}"
+
+
+def _subject(db, job: dict) -> tuple[dict, str, str] | None:
+    """The row a job acts on (an instance, or a member for member jobs), the
+    member it belongs to and its name for the audit log; None when gone."""
+    if job["instance_id"] is None:
+        rows = list(db["users"].rows_where("id = ?", [job["user_id"]]))
+        return (rows[0], rows[0]["username"], rows[0]["username"]) if rows else None
+    rows = list(db["instances"].rows_where("id = ?", [job["instance_id"]]))
+    return (rows[0], member_of(rows[0]["project"]), rows[0]["fqdn"]) if rows else None
 
 
 def run_job(job: dict) -> str | None:
@@ -312,22 +337,21 @@ def run_job(job: dict) -> str | None:
     handler = HANDLERS.get(job["kind"])
     if handler is None:
         return f"unknown job kind {job['kind']!r}"
-    rows = list(db["instances"].rows_where("id = ?", [job["instance_id"]]))
-    if not rows:
+    found = _subject(db, job)
+    if found is None:
         return None  # deleted meanwhile
-    instance = rows[0]
-    member = member_of(instance["project"])
+    instance, member, target = found
     try:
         handler.run(db, instance, job["kind"])
     except Exception as error:  # a bug too must not leave the request half-way
         if not isinstance(error, WarrenError):
             log.exception("job %s crashed", job["id"])
             error = WarrenError(f"internal error ({type(error).__name__}); it has been logged")
-        log.warning("job %s (%s %s) failed: %s", job["id"], job["kind"], instance["fqdn"], error)
-        audit.record(db, audit.WORKER, f"instance.{job['kind']}", instance["fqdn"], "failed",
-                     member=member, detail=str(error))
+        log.warning("job %s (%s %s) failed: %s", job["id"], job["kind"], target, error)
+        audit.record(db, audit.WORKER, _action(job), target, "failed", member=member,
+                     detail=str(error))
         handler.on_failure(db, instance, job["kind"], error)
         return str(error)
-    audit.record(db, audit.WORKER, f"instance.{job['kind']}", instance["fqdn"], member=member,
+    audit.record(db, audit.WORKER, _action(job), target, member=member,
                  detail=instance.get("status", ""))
     return None

@@ -10,7 +10,7 @@ import threading
 import time
 
 from . import (certificates, forwards, ingress, isolation, jobs, leases, members, profile_changes,
-               projects, provisioning, reconcile, retention, sessions)
+               projects, provisioning, reconcile, records, retention, sessions)
 from .profiles import current_profiles
 from .store import get_db
 
@@ -27,6 +27,8 @@ def _lines(count: int, text: str) -> list[str]:
 PASSES = (
     ("release dead workers' jobs", lambda db, _settings: _lines(jobs.release_dead(db), "job(s) released")),
     ("purge expired sessions", lambda db, _settings: _lines(sessions.purge_expired(db), "session(s) purged")),
+    # Before reconcile: names an older Warren marked get their marker moved first.
+    ("DNS records", records.sync_all),
     ("reconcile", reconcile.reconcile),
     ("leases", lambda db, _settings: leases.check(db)),
     # Profile files edited on disk: rows count the new limits, projects get them.

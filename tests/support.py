@@ -113,14 +113,15 @@ def member_instance(settings, client, name="web", socket_path=None):
     return lxd.get_instance(scoped, lxd_name) if lxd_name else None
 
 
-def instance_row(db, user_id: int, name: str, status: str, ipv4: str | None) -> int:
+def instance_row(db, user_id: int, name: str, status: str, ipv4: str | None,
+                 fqdn: str | None = None) -> int:
     """An instance row with no LXD instance behind it (for pure logic); its id."""
     from app import store
     row_id = store.new_id(db, "instances")
     db["instances"].insert({
         "id": row_id, "lxd_name": f"{name}-{row_id}", "user_id": user_id, "name": name,
         "project": "p", "profile": "small", "image": "busybox", "instance_type": "container",
-        "fqdn": f"{name}.{user_id}.zone", "ipv4": ipv4, "ssh_keys": "", "cpu": 1, "memory": 1,
+        "fqdn": fqdn or f"{name}.{user_id}.zone", "ipv4": ipv4, "ssh_keys": "", "cpu": 1, "memory": 1,
         "disk": 1, "processes": 1, "status": status, "created_at": "x", "updated_at": "x"})
     return row_id
 

@@ -45,7 +45,8 @@ def test_signed_update_resolves_with_dig(dig, zone, names, unique_name):
     names.append((name, "alice"))
     warren_dns.publish_address(zone, name, "10.87.0.10", "alice")
     assert dig(name) == ["10.87.0.10"]
-    assert dig(name, "TXT") == ['"warren owner=alice"']
+    marker = name.replace(".alice.", ".alice._owner.", 1)
+    assert dig(marker, "TXT") == ['"warren owner=alice"'] and dig(name, "TXT") == []
     warren_dns.publish_address(zone, name, "10.87.0.11", "alice")  # ours: replaced
     assert dig(name) == ["10.87.0.11"]
     assert warren_dns.remove_name(zone, name, "alice") is True

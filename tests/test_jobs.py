@@ -11,5 +11,5 @@ def test_every_job_kind_has_exactly_one_handler():
 
 
 def test_an_unknown_kind_is_refused_before_anything_is_written():
-    with pytest.raises(WarrenError, match="unknown job kind 'reboot'"):
+    with pytest.raises(WarrenError, match="unknown instance job kind 'reboot'"):
         jobs.enqueue(None, 1, "reboot")

@@ -18,6 +18,8 @@ def test_named_restart_keeps_published_records_and_keys(zone, dig, unique_name, 
     name = f"{unique_name('keep')}.carol.{zone.name}"
     warren_dns.publish_address(zone, name, "10.87.0.30", "carol")
     key_before = Path(settings.dns_key_file).read_text()
+    signing_key = dig(zone.name, "DNSKEY")
+    assert signing_key  # the zone is signed
     try:
         run("dns/named.sh", "start")  # running: re-renders config, reconfigures
         assert dig(name) == ["10.87.0.30"]
@@ -28,6 +30,8 @@ def test_named_restart_keeps_published_records_and_keys(zone, dig, unique_name, 
         run("dns/named.sh", "start")  # stopped: starts again from zone + journal
         assert dig(name) == ["10.87.0.30"]
         assert Path(settings.dns_key_file).read_text() == key_before
+        assert dig(zone.name, "DNSKEY") == signing_key  # the same DNSSEC key: the DS stays true
+        assert Path(settings.dns_dir, "keys").stat().st_mode & 0o777 == 0o700
         assert warren_dns.zone_from_settings(settings) == zone
     finally:
         warren_dns.remove_name(zone, name, "carol")

@@ -2,7 +2,7 @@
 disable, re-enable, delete."""
 from flask import flash, g, redirect, render_template, request, url_for
 
-from ... import accounts, instances, members, quotas, shares
+from ... import accounts, instances, members, quotas, records, shares
 from ...errors import BackendError, Conflict, ValidationError, status_for
 from ...forms import (QUOTA_FIELDS, DeleteMemberForm, EmptyForm, InviteForm, MemberCreateForm,
                       QuotaForm, show_errors)
@@ -53,7 +53,9 @@ def _user_page(member: dict, form: QuotaForm, delete_form: DeleteMemberForm, sta
     return render_template("admin/user.html", member=member, form=form, button=EmptyForm(),
                            form_fields=QUOTA_FIELDS,
                            delete_form=delete_form, quota=quotas.quota_for(get_db(), member),
-                           tier_values=tier_values, rows=instances.list_instances(member)), status
+                           tier_values=tier_values, rows=instances.list_instances(member),
+                           records=records.of_member(get_db(), member["id"]),
+                           acme_keys=records.acme_keys(get_db(), member["id"])), status
 
 
 @bp.route("/users/<username>", methods=["GET", "POST"])
