@@ -34,6 +34,16 @@ class ForwardForm(FlaskForm):
     public_port = StringField("Public port", description="Leave empty for the first free one.")
 
 
+class DomainForm(FlaskForm):
+    """Fields only: the domains service validates them all at once."""
+    hostname = StringField("Host name", description="Your own name, like www.example.org.")
+    instance = SelectField("Instance", validate_choice=False)
+
+
+class DomainMoveForm(FlaskForm):
+    instance = SelectField("Move to", validate_choice=False)
+
+
 class InstanceRequestForm(FlaskForm):
     """Fields only: the instances service validates them all at once."""
     name = StringField("Name", description="Becomes the hostname and <name>.<you>.<zone>.")
@@ -72,7 +82,7 @@ class SignUpForm(FlaskForm):
 
 
 QUOTA_FIELDS = ("instances", "cpu", "memory", "disk", "processes", "cpu_priority", "nesting",
-                "forwards")
+                "forwards", "domains")
 
 
 class QuotaValuesForm(FlaskForm):
@@ -85,6 +95,7 @@ class QuotaValuesForm(FlaskForm):
     cpu_priority = StringField("CPU priority cap", description="0-10")
     nesting = StringField("Nesting", description="true or false")
     forwards = StringField("Port forwards")
+    domains = StringField("Custom domains")
 
     def values_text(self) -> dict[str, str]:
         """The fields that were filled in."""

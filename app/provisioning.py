@@ -14,7 +14,8 @@ from typing import Callable
 
 import yaml
 
-from . import accounts, addresses, audit, dns, forwards, isolation, jobs, lxd, quotas, statuses
+from . import (accounts, addresses, audit, dns, domains, forwards, isolation, jobs, lxd, quotas,
+               statuses)
 from .config import current_settings
 from .errors import BackendUnavailable, Conflict, WarrenError
 from .instances import lease_blocks_start, record_event
@@ -165,6 +166,7 @@ def remove_everything(db, instance: dict, halfway=lambda: None) -> None:
     With the DNS server down the removal is recorded and done by reconcile."""
     settings = current_settings()
     forwards.withdraw(db, settings, instance)  # before its address can go to someone else
+    domains.withdraw(db, instance)  # no longer routed to it
     owner = dns_owner(member_of(instance["project"]))
     try:
         dns.remove_name(dns.zone_from_settings(settings), instance["fqdn"], owner)

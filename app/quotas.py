@@ -19,7 +19,7 @@ SIZES = ("memory", "disk")
 # The largest value of each quota: far above any co-op's host, and still a
 # number LXD and the kernel take. Every quota is at least 0.
 MAXIMUM = {"instances": 1000, "cpu": 1024, "memory": UNITS["PiB"], "disk": UNITS["PiB"],
-           "processes": 10_000_000, "cpu_priority": 10, "forwards": 1000}
+           "processes": 10_000_000, "cpu_priority": 10, "forwards": 1000, "domains": 1000}
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class Quota:
     nesting: bool
     cpu_priority: int  # cap on LXD's limits.cpu.priority (0-10) for this member's instances
     forwards: int  # port forwards on the public address (app/forwards.py)
+    domains: int  # custom domains attached to instances (app/domains.py)
 
     def lxd_limits(self) -> dict:
         """The aggregate limits of the member's LXD project."""
@@ -45,13 +46,13 @@ class Quota:
 # and a lower CPU priority (like running at nice 10).
 TIERS = {
     "full": Quota(instances=4, cpu=6, memory=6 * GiB, disk=40 * GiB, processes=6000, nesting=True,
-                  cpu_priority=10, forwards=4),
+                  cpu_priority=10, forwards=4, domains=4),
     "half": Quota(instances=2, cpu=3, memory=3 * GiB, disk=20 * GiB, processes=3000, nesting=False,
-                  cpu_priority=5, forwards=2),
+                  cpu_priority=5, forwards=2, domains=2),
 }
 RESOURCES = (("instances", "instances", str), ("cpu", "CPUs", str), ("memory", "memory", format_size),
              ("disk", "root disk", format_size), ("processes", "processes", str),
-             ("forwards", "port forwards", str))
+             ("forwards", "port forwards", str), ("domains", "custom domains", str))
 
 
 def tiers(db) -> dict[str, Quota]:
@@ -141,14 +142,16 @@ def parse_overrides(pairs: dict[str, str]) -> dict:
 
 def usage(db, user_id: int) -> dict:
     """What a member's instances take now (failed and denied requests hold
-    nothing), and the port forwards they hold."""
+    nothing), and the port forwards and custom domains they hold."""
     row = db.execute(
         "SELECT count(*), coalesce(sum(cpu), 0), coalesce(sum(memory), 0), coalesce(sum(disk), 0), "
         "coalesce(sum(processes), 0), (SELECT count(*) FROM forwards f JOIN instances fi "
-        "ON fi.id = f.instance_id WHERE fi.user_id = ?) FROM instances WHERE user_id = ? "
+        "ON fi.id = f.instance_id WHERE fi.user_id = ?), (SELECT count(*) FROM domains "
+        "WHERE user_id = ?) FROM instances WHERE user_id = ? "
         f"AND status NOT IN {sql_list(RELEASED)}",
-        [user_id, user_id]).fetchone()
-    return dict(zip(("instances", "cpu", "memory", "disk", "processes", "forwards"), row))
+        [user_id, user_id, user_id]).fetchone()
+    return dict(zip(("instances", "cpu", "memory", "disk", "processes", "forwards", "domains"),
+                    row))
 
 
 def show_value(key: str, value) -> str:

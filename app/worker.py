@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 
-from . import (forwards, isolation, jobs, leases, members, profile_changes, projects,
+from . import (domains, forwards, isolation, jobs, leases, members, profile_changes, projects,
                provisioning, reconcile, retention, sessions)
 from .profiles import current_profiles
 from .store import get_db
@@ -37,6 +37,7 @@ PASSES = (
     ("NIC filtering", isolation.filter_existing_nics),
     ("bridge guards", lambda _db, settings: isolation.guard_bridge(settings)),
     ("port forwards", forwards.sync),
+    ("custom domains", domains.recheck),
     ("retention", retention.prune),
 )
 

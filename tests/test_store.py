@@ -118,6 +118,7 @@ LANDED = {
     "0012_job_started_at.sql": "bd047a7cc4a25b51",
     "0013_port_forwards.sql": "1638156e561b2141",
     "0014_instance_ipv6.sql": "1b5e87c2ed836517",
+    "0017_domains.sql": "5acc6547e48fc5e4",
 }
 
 

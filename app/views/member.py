@@ -1,8 +1,8 @@
 """Member pages: dashboard, instance requests, status pages and actions."""
 from flask import Blueprint, flash, g, jsonify, redirect, render_template, request, url_for
 
-from .. import (addresses, approvals, audit, consoles, forwards, instances, keys, leases, quotas,
-               sshjump, usage as usage_report)
+from .. import (addresses, approvals, audit, consoles, domains, forwards, instances, keys, leases,
+               quotas, sshjump, usage as usage_report)
 from ..config import current_settings
 from ..errors import ValidationError
 from ..forms import (EmptyForm, ForwardForm, InstanceRequestForm, KeysForm, QuotaRequestForm,
@@ -114,6 +114,7 @@ def _instance_page(instance_id, forward_form=None, status=200):
                            ssh_snippet=sshjump.config_snippet(row, settings)
                            if row["status"] == READY and row["ipv4"] else None,
                            forwards=forwards.of_instance(get_db(), row["id"]),
+                           domains=domains.of_instance(g.user, row["id"]),
                            public_address=forwards.public_address(settings),
                            forward_form=forward_form or ForwardForm(formdata=None),
                            events=instances.events(g.user, instance_id), form=EmptyForm(),
