@@ -30,7 +30,7 @@ from typing import Callable
 from . import audit, clock, dnslookup, hostnames, quotas
 from .config import current_settings
 from .domain_proofs import Finding, instructions, look
-from .errors import ConfigError, Conflict, NotFound, QuotaExceeded, ValidationError
+from .errors import ConfigError, Conflict, NotFound, ValidationError
 from .passes import each_guarded
 from .statuses import READY, RELEASED, sql_list
 from .store import get_db, transaction
@@ -163,11 +163,7 @@ def add(user: dict, hostname: str, instance_id) -> dict:
         note["detail"] = f"on {instance['fqdn']}"
         when = clock.now()
         with transaction(db):
-            quota = quotas.quota_for(db, user)
-            held = quotas.usage(db, user["id"])["domains"]
-            if held + 1 > quota.domains:
-                raise QuotaExceeded(f"Over quota — custom domains: you hold {held} of your "
-                                    f"{quota.domains}; remove one first or ask for more.")
+            quotas.check_one_more(db, user, "domains")
             try:
                 domain_id = db["domains"].insert({
                     "hostname": hostname, "user_id": user["id"], "instance_id": instance["id"],

@@ -154,6 +154,17 @@ def usage(db, user_id: int) -> dict:
                     row))
 
 
+def check_one_more(db, user: dict, key: str) -> None:
+    """Raise QuotaExceeded when a member already holds their whole allowance
+    of a counted resource (forwards, domains); inside the caller's transaction."""
+    allowance = getattr(quota_for(db, user), key)
+    held = usage(db, user["id"])[key]
+    if held + 1 > allowance:
+        label = next(label for name, label, _show in RESOURCES if name == key)
+        raise QuotaExceeded(f"Over quota — {label}: you hold {held} of your {allowance}; remove "
+                            "one first or ask for more.")
+
+
 def show_value(key: str, value) -> str:
     """A quota value as people write it (sizes in GiB/MiB, booleans as true/false)."""
     if key in ("memory", "disk"):
