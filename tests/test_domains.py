@@ -12,14 +12,15 @@ import time
 
 import pytest
 
-from app import audit, domains, quotas
+from app import audit, domains, members as members_service, quotas
 from app.config import Settings
 from app.errors import LookupFailed, NotFound, QuotaExceeded, ValidationError
 from app.store import get_db
 from conftest import Auth, post_form
 from netsim import Internet
 from publicdns import PublicDns
-from support import advance, csrf_token, instance_row
+from support import (advance, csrf_token, instance_row, launch, post_action, wait_gone,
+                     wait_until)
 
 ZONE = "their-domain.test"
 
@@ -322,3 +323,47 @@ def test_one_failing_lookup_never_stops_the_pass_and_misses_back_off(
     assert [domains.retry_after(misses).total_seconds() / 60 for misses in (1, 2, 3, 4)] == \
         [5, 10, 20, 40]
     assert domains.retry_after(10 ** 6) == domains.LONGEST_RETRY
+
+
+@pytest.mark.slow
+@pytest.mark.lxd
+def test_a_domain_is_served_while_its_instance_lives_and_goes_with_it_or_its_member(
+        world, public_dns, worker, members, host, fixed_clock, monkeypatch):
+    # `world` comes first: the worker's passes use the settings it sets (the public DNS).
+    told = []
+    monkeypatch.setattr(domains, "ROUTE_HOOKS", [lambda db: told.append(domains.routable(db))])
+    alice, bob = members(), members()
+    location, _ = launch(alice, name="web")
+    web = int(location.rsplit("/", 1)[1])
+    name = host()
+    post_form(alice, "/domains", {"hostname": name, "instance": str(web)}, expect=303)
+    page = alice.get("/domains").get_data(as_text=True)
+    domain_id = int(re.search(r'id="domain-([0-9]+)"', page)[1])
+    public_dns.txt(re.search(r'class="txt-name">([^<]+)<', page)[1],
+                   re.search(r'class="txt-value">([^<]+)<', page)[1])
+    advance(fixed_clock, seconds=domains.CHECK_NOW_SECONDS)
+    post_form(alice, "/domains", {}, url=f"/domains/{domain_id}/check", expect=303)
+    assert "verified by its TXT record" in alice.get("/domains").get_data(as_text=True)
+    assert name in alice.get(location).get_data(as_text=True)  # on the instance's page too
+    assert told == [[(name, web)]]
+    # Deleting the instance takes its domain with it, and the ingress is told.
+    post_action(alice, location, "delete")
+    wait_gone(alice, location)
+    assert told[-1] == []
+    with world.app_context():
+        db = get_db()
+        assert db["domains"].count == 0
+        assert actions(db, name)[-1] == ("warren", "domain.remove", "ok")
+    # Deleting a member takes theirs.
+    box_location, _ = launch(bob, name="box")
+    post_form(bob, "/domains", {"hostname": host(), "instance": box_location.rsplit("/", 1)[1]},
+              expect=303)
+    with world.test_request_context():
+        members_service.delete_member({"id": 0, "username": "boss"}, bob.username, bob.username)
+
+    def bob_gone():
+        with world.app_context():
+            return get_db()["users"].count_where("username = ?", [bob.username]) == 0
+    wait_until(bob_gone, timeout=60, message="the member's deletion")
+    with world.app_context():
+        assert get_db()["domains"].count == 0
