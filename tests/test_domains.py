@@ -251,7 +251,7 @@ def test_another_member_cannot_claim_see_or_remove_a_domain(world, public_dns, a
         assert get_db()["domains"].count == 0
 
 
-def test_the_share_caps_custom_domains(world, make_user, host):
+def test_the_share_caps_custom_domains(world, make_user, host, client, runner):
     alice = make_user("alice")
     with world.test_request_context():
         db = get_db()
@@ -265,6 +265,13 @@ def test_the_share_caps_custom_domains(world, make_user, host):
         assert quotas.usage(db, alice["id"])["domains"] == 2
         db["users"].update(alice["id"], {"quota_overrides": '{"domains": 3}'})  # an override
         assert domains.add(db["users"].get(alice["id"]), host(), web)["state"] == "pending"
+    result = runner.invoke(args=["tier", "set", "half", "domains=1001"])
+    assert "domains: must be a whole number from 0 to 1000" in result.output
+    assert "domains=5" in runner.invoke(args=["tier", "set", "half", "domains=5"]).output
+    Auth(client).login("alice")
+    assert re.search(r"custom domains</td>\s*<td>3</td>\s*<td>3</td>",
+                     client.get("/usage").get_data(as_text=True))
+    assert 'name="domains"' in client.get("/requests").get_data(as_text=True)
 
 
 # A DNS server that never answers: it reads queries and drops them.
