@@ -12,7 +12,7 @@ words the member can act on.
 """
 from dataclasses import dataclass
 
-from . import dnslookup
+from . import dnslookup, hostnames
 from .errors import LookupFailed
 
 CHALLENGE_LABEL = "_warren-challenge"
@@ -36,9 +36,11 @@ def challenge_value(token: str) -> str:
 
 
 def instructions(domain: dict, instance_fqdn: str) -> dict:
-    """The two records a member may publish, as zone file lines and fields."""
+    """The two records a member may publish, as zone file lines and fields
+    (apex: the name is a registered domain itself, where DNS allows no CNAME)."""
     txt_name, txt_value = challenge_name(domain["hostname"]), challenge_value(domain["token"])
-    return {"txt_name": txt_name, "txt_value": txt_value,
+    apex = hostnames.is_public_suffix(domain["hostname"].partition(".")[2])
+    return {"txt_name": txt_name, "txt_value": txt_value, "apex": apex,
             "txt_line": f'{txt_name}. 300 IN TXT "{txt_value}"',
             "cname_name": domain["hostname"], "cname_target": instance_fqdn,
             "cname_line": f"{domain['hostname']}. 300 IN CNAME {instance_fqdn}."}

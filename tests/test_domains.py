@@ -106,6 +106,8 @@ def test_bad_names_are_refused_with_every_reason_at_once(world, make_user):
         assert {entry["result"] for entry in audit.entries(db, {"action": "domain.add"})} == {"refused"}
         # A name is kept as DNS writes it: lower case, no final dot.
         assert domains.add(alice, " WWW.Their-Domain.TEST. ", web)["hostname"] == "www.their-domain.test"
+        # At the top of a registered domain DNS allows no CNAME: only the TXT way is offered.
+        assert domains.add(alice, ZONE, web)["apex"] and not domains.get_domain(alice, 1)["apex"]
 
 
 def test_the_form_shows_every_field_error_next_to_its_field(world, client, make_user):
