@@ -169,8 +169,11 @@ def add(user: dict, hostname: str, instance_id) -> dict:
                     "hostname": hostname, "user_id": user["id"], "instance_id": instance["id"],
                     "token": secrets.token_hex(16), "state": PENDING, "created_at": stamp(when),
                     "next_check_at": stamp(when)}).last_pk
-            except sqlite3.IntegrityError:  # claimed meanwhile by another request
-                raise ValidationError({"hostname": [TAKEN.format(hostname)]}) from None
+            except sqlite3.IntegrityError as error:
+                if "UNIQUE" in str(error):  # claimed meanwhile by another request
+                    raise ValidationError({"hostname": [TAKEN.format(hostname)]}) from None
+                raise ValidationError({"instance": [  # deleted meanwhile
+                    "That instance is no longer yours to use; choose another."]}) from None
     try:
         check(db, settings, db["domains"].get(domain_id), user["username"])
     except ConfigError as error:  # no resolver to ask: the worker's pass looks later
