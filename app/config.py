@@ -193,6 +193,32 @@ def _endpoints(value: str) -> tuple[str, ...]:
     return tuple(found)
 
 
+def nameserver(text: str) -> tuple[str, int]:
+    """(address, port) of a resolver written 192.0.2.53, 192.0.2.53:5300,
+    2001:db8::53 or [2001:db8::53]:5300 (port 53 when none is given)."""
+    match = re.fullmatch(r"\[([0-9a-fA-F:.]+)\](?::([0-9]{1,5}))?|([0-9.]+)(?::([0-9]{1,5}))?|"
+                         r"([0-9a-fA-F:]*:[0-9a-fA-F:.]*)", text)
+    if not match:
+        raise ValueError(f"{text!r} is not a resolver address like 192.0.2.53 or 192.0.2.53:5300")
+    address = match[1] or match[3] or match[5]
+    port = int(match[2] or match[4] or 53)
+    try:
+        address = str(ipaddress.ip_address(address))
+    except ValueError:
+        raise ValueError(f"{text!r} is not a resolver address like 192.0.2.53 or "
+                         "[2001:db8::53]:5300") from None
+    if not 1 <= port <= 65535:
+        raise ValueError(f"{text!r} has a port outside 1..65535")
+    return address, port
+
+
+def _resolvers(value: str) -> tuple[str, ...]:
+    """Space-separated resolver addresses, each checked by nameserver()."""
+    for word in value.split():
+        nameserver(word)
+    return tuple(value.split())
+
+
 def _words(value: str) -> tuple[str, ...]:
     return tuple(value.split())
 
@@ -317,6 +343,15 @@ KEYS = (
     Key("dns_secondaries", "", _endpoints,
         "Secondary name servers (address[:port], space-separated) that get NOTIFY and a "
         "TSIG-signed zone transfer."),
+    Key("public_resolvers", "", _resolvers,
+        "Recursive resolvers (address or address:port, space-separated) Warren asks for the "
+        "proofs of members' custom domains; empty means the system's (/etc/resolv.conf)."),
+    Key("domain_lookup_seconds", "3", _integer(1, 30),
+        "How long one lookup of a custom domain's proof may take, all resolvers and retries included."),
+    Key("domain_recheck_minutes", "60", _integer(1, 10080),
+        "How often the worker looks again at the proof of a verified custom domain."),
+    Key("domain_grace_hours", "72", _integer(1, 2160),
+        "How long a verified custom domain's proof may be missing before the domain lapses (no longer routed)."),
     Key("fault_at", "", _text,
         "Test harness only: the worker kills itself (SIGKILL) at this step. Leave empty."),
 )

@@ -66,6 +66,11 @@ class LxdError(BackendError):
     """LXD refused or failed an operation."""
 
 
+class LookupFailed(BackendError):
+    """A lookup in the public DNS got no usable answer (a timeout, SERVFAIL,
+    a refusal): neither yes nor no."""
+
+
 STATUS = (
     (ValidationError, 422),
     (AuthenticationFailed, 401),

@@ -60,6 +60,16 @@ class AcmeKeyForm(FlaskForm):
                                         "records at _acme-challenge.web.<you>.<zone> only.")
 
 
+class DomainForm(FlaskForm):
+    """Fields only: the domains service validates them all at once."""
+    hostname = StringField("Host name", description="Your own name, like www.example.org.")
+    instance = SelectField("Instance", validate_choice=False)
+
+
+class DomainMoveForm(FlaskForm):
+    instance = SelectField("Move to", validate_choice=False)
+
+
 class InstanceRequestForm(FlaskForm):
     """Fields only: the instances service validates them all at once."""
     name = StringField("Name", description="Becomes the hostname and <name>.<you>.<zone>.")
@@ -98,7 +108,7 @@ class SignUpForm(FlaskForm):
 
 
 QUOTA_FIELDS = ("instances", "cpu", "memory", "disk", "processes", "cpu_priority", "nesting",
-                "forwards", "records")
+                "forwards", "records", "domains")
 
 
 class QuotaValuesForm(FlaskForm):
@@ -112,6 +122,7 @@ class QuotaValuesForm(FlaskForm):
     nesting = StringField("Nesting", description="true or false")
     forwards = StringField("Port forwards")
     records = StringField("DNS records", description="Records and ACME keys together")
+    domains = StringField("Custom domains")
 
     def values_text(self) -> dict[str, str]:
         """The fields that were filled in."""

@@ -22,7 +22,7 @@ import threading
 
 from . import audit, jobs, lxd, quotas
 from .config import current_settings
-from .errors import Conflict, QuotaExceeded, ValidationError
+from .errors import Conflict, ValidationError
 from .instances import get_instance, record_event
 from .statuses import READY, RELEASED, sql_list
 from .store import get_db, now, transaction
@@ -99,11 +99,7 @@ def add(user: dict, instance_id, protocol: str, instance_port, public_port=None)
     with audit.audited(db, user["username"], "forward.add", instance["fqdn"],
                        member=user["username"]) as note:
         with transaction(db):
-            quota = quotas.quota_for(db, user)
-            held = quotas.usage(db, user["id"])["forwards"]
-            if held + 1 > quota.forwards:
-                raise QuotaExceeded(f"Over quota — port forwards: you hold {held} of your "
-                                    f"{quota.forwards}; remove one first or ask for more.")
+            quotas.check_one_more(db, user, "forwards")
             port = wanted or _free_port(db, protocol, settings.forward_ports,
                                         _reserved_ports(settings, address))
             if port is None:

@@ -183,7 +183,7 @@ def finish_deletions(db, settings) -> list[str]:
             audit.record(db, audit.WORKER, "account.deleted", user["username"],
                          member=user["username"], detail="instances, DNS names and records, LXD project "
                          "and account removed")
-            for table in ("ssh_keys", "approvals", "sessions"):
+            for table in ("ssh_keys", "approvals", "sessions", "domains"):
                 db.execute(f"DELETE FROM {table} WHERE user_id = ?", [user["id"]])
             db.execute("DELETE FROM users WHERE id = ?", [user["id"]])
         return user["username"]

@@ -14,8 +14,8 @@ from typing import Callable
 
 import yaml
 
-from . import (accounts, addresses, audit, certificates, dns, forwards, ingress, isolation, jobs,
-               lxd, quotas, records, sites, statuses)
+from . import (accounts, addresses, audit, certificates, dns, domains, forwards, ingress, isolation,
+               jobs, lxd, quotas, records, sites, statuses)
 from .config import current_settings
 from .errors import BackendUnavailable, Conflict, WarrenError
 from .instances import lease_blocks_start, record_event
@@ -167,6 +167,7 @@ def remove_everything(db, instance: dict, halfway=lambda: None) -> None:
     With the DNS server down the removal is recorded and done by reconcile."""
     settings = current_settings()
     forwards.withdraw(db, settings, instance)  # before its address can go to someone else
+    domains.withdraw(db, instance)  # no longer routed to it
     sites.withdraw(db, settings, instance)
     owner = dns_owner(member_of(instance["project"]))
     try:

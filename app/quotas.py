@@ -20,7 +20,7 @@ SIZES = ("memory", "disk")
 # number LXD and the kernel take. Every quota is at least 0.
 MAXIMUM = {"instances": 1000, "cpu": 1024, "memory": UNITS["PiB"], "disk": UNITS["PiB"],
            "processes": 10_000_000, "cpu_priority": 10, "forwards": 1000,
-           "records": 10_000}
+           "records": 10_000, "domains": 1000}
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,7 @@ class Quota:
     cpu_priority: int  # cap on LXD's limits.cpu.priority (0-10) for this member's instances
     forwards: int  # port forwards on the public address (app/forwards.py)
     records: int  # DNS records and ACME keys in the member's subtree (app/records.py)
+    domains: int  # custom domains attached to instances (app/domains.py)
 
     def lxd_limits(self) -> dict:
         """The aggregate limits of the member's LXD project."""
@@ -47,13 +48,14 @@ class Quota:
 # and a lower CPU priority (like running at nice 10).
 TIERS = {
     "full": Quota(instances=4, cpu=6, memory=6 * GiB, disk=40 * GiB, processes=6000, nesting=True,
-                  cpu_priority=10, forwards=4, records=20),
+                  cpu_priority=10, forwards=4, records=20, domains=4),
     "half": Quota(instances=2, cpu=3, memory=3 * GiB, disk=20 * GiB, processes=3000, nesting=False,
-                  cpu_priority=5, forwards=2, records=10),
+                  cpu_priority=5, forwards=2, records=10, domains=2),
 }
 RESOURCES = (("instances", "instances", str), ("cpu", "CPUs", str), ("memory", "memory", format_size),
              ("disk", "root disk", format_size), ("processes", "processes", str),
-             ("forwards", "port forwards", str), ("records", "DNS records", str))
+             ("forwards", "port forwards", str), ("records", "DNS records", str),
+             ("domains", "custom domains", str))
 
 
 def tiers(db) -> dict[str, Quota]:
@@ -143,17 +145,29 @@ def parse_overrides(pairs: dict[str, str]) -> dict:
 
 def usage(db, user_id: int) -> dict:
     """What a member's instances take now (failed and denied requests hold
-    nothing), the port forwards they hold, and their DNS records and ACME
-    keys (which count together)."""
+    nothing), the port forwards they hold, their DNS records and ACME keys
+    (which count together), and their custom domains."""
     row = db.execute(
         "SELECT count(*), coalesce(sum(cpu), 0), coalesce(sum(memory), 0), coalesce(sum(disk), 0), "
         "coalesce(sum(processes), 0), (SELECT count(*) FROM forwards f JOIN instances fi "
         "ON fi.id = f.instance_id WHERE fi.user_id = ?), "
         "(SELECT count(*) FROM dns_records WHERE user_id = ?) + (SELECT count(*) FROM dns_keys "
-        "WHERE user_id = ? AND kind = 'acme') FROM instances WHERE user_id = ? "
-        f"AND status NOT IN {sql_list(RELEASED)}",
-        [user_id, user_id, user_id, user_id]).fetchone()
-    return dict(zip(("instances", "cpu", "memory", "disk", "processes", "forwards", "records"), row))
+        "WHERE user_id = ? AND kind = 'acme'), (SELECT count(*) FROM domains WHERE user_id = ?) "
+        f"FROM instances WHERE user_id = ? AND status NOT IN {sql_list(RELEASED)}",
+        [user_id, user_id, user_id, user_id, user_id]).fetchone()
+    return dict(zip(("instances", "cpu", "memory", "disk", "processes", "forwards", "records",
+                     "domains"), row))
+
+
+def check_one_more(db, user: dict, key: str) -> None:
+    """Raise QuotaExceeded when a member already holds their whole allowance
+    of a counted resource (forwards, domains); inside the caller's transaction."""
+    allowance = getattr(quota_for(db, user), key)
+    held = usage(db, user["id"])[key]
+    if held + 1 > allowance:
+        label = next(label for name, label, _show in RESOURCES if name == key)
+        raise QuotaExceeded(f"Over quota — {label}: you hold {held} of your {allowance}; remove "
+                            "one first or ask for more.")
 
 
 def show_value(key: str, value) -> str:

@@ -9,8 +9,8 @@ import sys
 import threading
 import time
 
-from . import (certificates, forwards, ingress, isolation, jobs, leases, members, profile_changes,
-               projects, provisioning, reconcile, records, retention, sessions)
+from . import (certificates, domains, forwards, ingress, isolation, jobs, leases, members,
+               profile_changes, projects, provisioning, reconcile, records, retention, sessions)
 from .profiles import current_profiles
 from .store import get_db
 
@@ -41,6 +41,7 @@ PASSES = (
     ("port forwards", forwards.sync),
     ("ingress routes", ingress.sync),
     ("certificates", certificates.refresh),
+    ("custom domains", domains.recheck),
     ("retention", retention.prune),
 )
 

@@ -24,7 +24,7 @@ MARKERS = {
 }
 # Fixtures that reach a real backend: tests using them get the marker.
 BACKEND_FIXTURES = {"lxd": {"lxd_client", "instances", "worker", "members", "debian_image"},
-                    "named": {"zone", "dig", "worker", "members"}}
+                    "named": {"zone", "dig", "worker", "members", "public_dns"}}
 
 
 def pytest_configure(config):

@@ -120,6 +120,7 @@ LANDED = {
     "0014_instance_ipv6.sql": "1b5e87c2ed836517",
     "0015_member_dns_records.sql": "fafc643e06affc18",
     "0016_sites_certificates.sql": "074e901f70f53122",
+    "0017_domains.sql": "5acc6547e48fc5e4",
 }
 
 

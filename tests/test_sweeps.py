@@ -29,8 +29,9 @@ def instance_row(app, username):
 
 
 PLACEHOLDERS = {"username": "bob", "name": "small", "token": "no-such-invitation", "approval_id": 1,
-                "key_id": 1, "forward_id": 1, "record_id": 1, "acme_key_id": 1}
+                "key_id": 1, "forward_id": 1, "record_id": 1, "acme_key_id": 1, "domain_id": 1}
 BOBS_KEY = 900  # an id no other placeholder uses
+BOBS_DOMAIN = 901
 
 
 def urls(app, method, values):
@@ -65,6 +66,9 @@ def two_members(app, client, make_user):
         bob = db.execute("SELECT id FROM users WHERE username = 'bob'").fetchone()[0]
         db["ssh_keys"].insert({"id": BOBS_KEY, "user_id": bob, "fingerprint": "SHA256:bob",
                                "public_key": "ssh-ed25519 AAAA bob", "created_at": now()})
+        db["domains"].insert({"id": BOBS_DOMAIN, "hostname": "www.bob.example", "user_id": bob,
+                              "instance_id": bob_instance, "token": "t", "created_at": now(),
+                              "next_check_at": "9999"})
     Auth(client).login("alice")
     return bob_instance
 
@@ -118,15 +122,17 @@ def test_every_route_with_another_members_id_is_404(app, client, two_members):
     token = csrf_token(client.get("/").get_data(as_text=True))
     checked = 0
     for method in ("GET", "POST"):
-        for url in urls(app, method, {"instance_id": two_members, "key_id": BOBS_KEY}):
-            if not {str(two_members), str(BOBS_KEY)} & set(url.split("/")):
+        for url in urls(app, method, {"instance_id": two_members, "key_id": BOBS_KEY,
+                                      "domain_id": BOBS_DOMAIN}):
+            if not {str(two_members), str(BOBS_KEY), str(BOBS_DOMAIN)} & set(url.split("/")):
                 continue
             response = client.open(url, method=method, data={"csrf_token": token})
             assert response.status_code == 404, (method, url)
             checked += 1
-    assert checked >= 7  # page, progress, the four actions, and a key
+    assert checked >= 10  # page, progress, the four actions, a key, and a domain's three actions
     with app.app_context():
         assert get_db()["ssh_keys"].count_where("id = ?", [BOBS_KEY]) == 1
+        assert get_db()["domains"].get(BOBS_DOMAIN)["instance_id"] == two_members
     with app.app_context():
         assert get_db()["jobs"].count == 0
         assert get_db()["instances"].get(two_members)["status"] == "ready"

@@ -5,7 +5,9 @@
 - names.py: instance names (A, AAAA) and Warren's owner markers;
 - records.py: a member's own records, kept equal to what Warren's rows say;
 - keys.py: member and ACME TSIG keys and the update-policy that confines them;
-- dnssec.py: the DS record of the signed zone, for its parent.
+- dnssec.py: the DS record of the signed zone, for its parent;
+- public.py: lookups in the public DNS (members' own domains), through
+  the configured recursive resolvers.
 """
 from .names import (legacy_names, marker_name, move_legacy_marker, owned_names, owner_text,
                     publish_address, remove_name)

@@ -1,8 +1,8 @@
 """Member pages: dashboard, instance requests, status pages and actions."""
 from flask import Blueprint, flash, g, jsonify, redirect, render_template, request, url_for
 
-from .. import (addresses, approvals, audit, certificates, consoles, forwards, ingress, instances,
-               keys, leases, quotas, sites, sshjump, usage as usage_report)
+from .. import (addresses, approvals, audit, certificates, consoles, domains, forwards, ingress,
+               instances, keys, leases, quotas, sites, sshjump, usage as usage_report)
 from ..config import current_settings
 from ..errors import ValidationError
 from ..forms import (EmptyForm, ForwardForm, InstanceRequestForm, KeysForm, QuotaRequestForm,
@@ -118,6 +118,7 @@ def _instance_page(instance_id, forward_form=None, status=200, site_form=None):
                            ssh_snippet=sshjump.config_snippet(row, settings)
                            if row["status"] == READY and row["ipv4"] else None,
                            forwards=forwards.of_instance(get_db(), row["id"]),
+                           domains=domains.of_instance(g.user, row["id"]),
                            public_address=forwards.public_address(settings),
                            forward_form=forward_form or ForwardForm(formdata=None),
                            site=site, site_form=site_form,

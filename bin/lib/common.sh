@@ -11,7 +11,8 @@ VENV=$REPO/.venv
 # its default certificate (ingress/haproxy.sh); pebble: the test ACME CA the ingress tests
 # issue from; wrk: the ingress benchmark (bin/bench ingress); unbound: the validating
 # resolver the DNSSEC test asks; python3-certbot-dns-rfc2136: certbot's client the ACME key
-# test drives.
+# test drives; publicsuffix: the Public Suffix List that custom domains are checked
+# against (app/hostnames.py).
 # LXD VMs need QEMU, UEFI firmware, iPXE ROMs, mkisofs (cloud-init's config
 # drive) and sgdisk (growing VM disks); VM images are built with the FAT,
 # GPT, kernel-module and cpio tools.
@@ -19,7 +20,7 @@ PACKAGES="lxd lxd-client dnsmasq-base iptables btrfs-progs busybox-static bind9 
           debootstrap xz-utils ca-certificates python3 python3-venv curl
           qemu-system-x86 qemu-utils ovmf ipxe-qemu genisoimage gdisk
           dosfstools mtools systemd-boot-efi fdisk kmod cpio ebtables nftables nginx-light chromium chromium-driver
-          openssh-server openssh-client haproxy openssl pebble wrk unbound python3-certbot-dns-rfc2136"
+          openssh-server openssh-client haproxy openssl pebble wrk unbound python3-certbot-dns-rfc2136 publicsuffix"
 
 say() { printf '\033[1mwarren:\033[0m %s\n' "$*"; }
 die() { printf 'warren: error: %s\n' "$*" >&2; exit 1; }
