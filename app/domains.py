@@ -44,9 +44,10 @@ LONGEST_RETRY = timedelta(hours=24)  # doubling with each miss up to this
 CHECK_NOW_SECONDS = 10  # a member's "check now" looks at most this often per domain
 BATCH = 50  # due domains one pass looks at (the oldest due first)
 LOOKUP_THREADS = 8  # lookups one pass runs at once
-# Warren's own host names besides its zone: settings naming one (the ingress adds its own here).
-OWN_NAME_SETTINGS = ("ssh_public_name",)
-# Called with the database after a change of routable(); the ingress registers its sync.
+# Warren's own host names besides its zone: settings naming one.
+OWN_NAME_SETTINGS = ("ssh_public_name", "public_hostname")
+# Called with the database and the ids of the instances whose host names
+# changed, after a change of routable(); the ingress registers its sync.
 ROUTE_HOOKS: list[Callable] = []
 TAKEN = "{} is already claimed by another member of this co-op; if the name is yours, ask an admin."
 
@@ -65,12 +66,12 @@ def routable(db) -> list[tuple[str, int]]:
         "AND u.deleting = 0 ORDER BY d.hostname", [VERIFIED, READY])]
 
 
-def routes_changed(db) -> None:
-    """Tell the ingress (ROUTE_HOOKS) that routable() changed; a failing
-    hook is logged, and the others still run."""
+def routes_changed(db, instance_ids) -> None:
+    """Tell the ingress (ROUTE_HOOKS) that routable() changed for these
+    instances; a failing hook is logged, and the others still run."""
     for hook in ROUTE_HOOKS:
         try:
-            hook(db)
+            hook(db, sorted(set(instance_ids)))
         except Exception:  # the ingress's own pass repairs what a failed sync missed
             log.exception("the route hook %r failed", hook)
 
@@ -216,7 +217,7 @@ def move(user: dict, domain_id, instance_id) -> dict:
         with transaction(db):
             db["domains"].update(domain["id"], {"instance_id": instance["id"]})
     if domain["state"] == VERIFIED:
-        routes_changed(db)
+        routes_changed(db, [domain["instance_id"], instance["id"]])
     return get_domain(user, domain_id)
 
 
@@ -229,7 +230,7 @@ def remove(user: dict, domain_id, actor: dict | None = None) -> dict:
         with transaction(db):
             db.execute("DELETE FROM domains WHERE id = ?", [domain["id"]])
     if domain["state"] == VERIFIED:
-        routes_changed(db)
+        routes_changed(db, [domain["instance_id"]])
     return domain
 
 
@@ -252,7 +253,7 @@ def withdraw(db, instance: dict) -> None:
                          detail=f"was {domain['state']}; its instance {instance['fqdn']} is deleted")
         db.execute("DELETE FROM domains WHERE instance_id = ?", [instance["id"]])
     if any(domain["state"] == VERIFIED for domain in gone):
-        routes_changed(db)
+        routes_changed(db, [])  # sites.withdraw, next in the removal, syncs the proxy
 
 
 def _username(db, user_id: int) -> str | None:
@@ -313,7 +314,7 @@ def check(db, settings, domain: dict, actor: str) -> str | None:
     finding = look(dnslookup.from_settings(settings), domain, _targets(db, domain["user_id"]))
     changed = _apply(db, domain, finding, clock.now(), settings, actor)
     if changed:
-        routes_changed(db)
+        routes_changed(db, [domain["instance_id"]])
     return changed
 
 
@@ -346,5 +347,5 @@ def recheck(db, settings) -> list[str]:
         looked, lambda pair: f"domain {pair[0]['hostname']}",
         lambda pair: _apply(db, pair[0], pair[1], when, settings, audit.WORKER)) if line]
     if changed:
-        routes_changed(db)
+        routes_changed(db, [domain["instance_id"] for domain, _finding in looked])
     return changed

@@ -20,7 +20,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import acme_client, haproxy
+from . import acme_client, domains, haproxy
 from .statuses import READY
 
 log = logging.getLogger(__name__)
@@ -107,9 +107,23 @@ def routes(pairs: list[tuple[str, dict]], settings) -> list[Route]:
     return list(found.values())
 
 
+def domain_pairs(db) -> list[tuple[str, dict]]:
+    """(host name, instance) for every routable custom domain (verified, on a
+    ready instance of an active member: domains.routable), served the way
+    the instance's site is (terminate to port 80 while it has none)."""
+    pairs = []
+    for hostname, instance_id in domains.routable(db):
+        pairs += [(hostname, row) for row in db.query(
+            "SELECT i.*, coalesce(s.mode, ?) AS site_mode, coalesce(s.port, 80) AS site_port "
+            "FROM instances i LEFT JOIN sites s ON s.instance_id = i.id "
+            "WHERE i.id = ? AND i.ipv4 IS NOT NULL", [TERMINATE, instance_id])]
+    return pairs
+
+
 def desired_routes(db, settings) -> list[Route]:
-    """Every route the proxy should have now."""
-    return routes(site_pairs(db), settings)
+    """Every route the proxy should have now: instances' own names first,
+    then members' verified custom domains."""
+    return routes(site_pairs(db) + domain_pairs(db), settings)
 
 
 def _serve_certificates(db, settings, wanted: list[Route]) -> set[str]:

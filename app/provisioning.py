@@ -152,8 +152,9 @@ def provision(db, instance: dict) -> None:
     _set_status(db, instance, PUBLISHING)
     checkpoint("before-dns")
     try:
-        dns.publish_address(dns.zone_from_settings(settings), instance["fqdn"], instance["ipv4"],
-                            dns_owner(user["username"]), ipv6=addresses.ipv6_of(instance, settings))
+        ipv4, ipv6 = sites.name_addresses(db, settings, instance)
+        dns.publish_address(dns.zone_from_settings(settings), instance["fqdn"], ipv4,
+                            dns_owner(user["username"]), ipv6=ipv6)
     except BackendUnavailable as error:
         # The instance is usable by address; reconcile publishes the name later.
         _set_status(db, instance, READY, f"Ready; DNS pending: {error}", dns_state="pending")
@@ -276,6 +277,13 @@ def _ingress_job(db, instance: dict, _kind: str) -> None:
     of the instance's host names (seconds, from the ACME directory)."""
     settings = current_settings()
     ingress.sync(db, settings)
+    if instance["status"] == READY:
+        # Published, the name leads to the proxy; unpublished, back to the
+        # instance (sites.name_addresses). Before the certificate: the CA
+        # looks the name up.
+        ipv4, ipv6 = sites.name_addresses(db, settings, instance)
+        dns.publish_address(dns.zone_from_settings(settings), instance["fqdn"], ipv4,
+                            dns_owner(member_of(instance["project"])), ipv6=ipv6)
     hostnames = {route.hostname for route in ingress.desired_routes(db, settings)
                  if route.instance_id == instance["id"]}
     if hostnames:

@@ -12,7 +12,7 @@ twice in a row changes nothing the second time.
 """
 import logging
 
-from . import addresses, audit, dns, jobs, lxd
+from . import audit, dns, jobs, lxd, sites
 from .errors import BackendUnavailable, Conflict
 from .instances import record_event
 from .names import PROJECT_PREFIX, member_of
@@ -123,13 +123,13 @@ def _reconcile_dns(db, settings, actions):
 
     def publish(row):
         fqdn, owner = row["fqdn"], dns_owner(member_of(row["project"]))
-        ipv6 = addresses.ipv6_of(row, settings)
-        if owned.get(fqdn) == owner and dns.lookup(zone, fqdn) == [row["ipv4"]] \
+        ipv4, ipv6 = sites.name_addresses(db, settings, row)
+        if owned.get(fqdn) == owner and dns.lookup(zone, fqdn) == [ipv4] \
                 and dns.lookup(zone, fqdn, "AAAA") == ([ipv6] if ipv6 else []) \
                 and row["dns_state"] == "published":
             return
         try:
-            dns.publish_address(zone, fqdn, row["ipv4"], owner, ipv6=ipv6)
+            dns.publish_address(zone, fqdn, ipv4, owner, ipv6=ipv6)
         except Conflict as error:
             actions.append(f"cannot publish {fqdn}: {error}")
             return

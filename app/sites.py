@@ -13,11 +13,16 @@ makes the proxy match it (app/ingress.py) and issues the certificate
 (app/certificates.py). A member only ever names an instance of their own
 (anyone else's is 404), and the host name is the instance's own DNS name,
 so no member can publish under another's name.
+
+While a site is published its DNS name points at the proxy's public
+address (name_addresses): visitors and the ACME CA must reach the proxy,
+never the private bridge address. Unpublished, it points at the
+instance again.
 """
 import logging
 import re
 
-from . import audit, certificates, jobs
+from . import addresses, audit, certificates, domains, jobs
 from .config import current_settings
 from .errors import BackendUnavailable, Conflict, ValidationError
 from .ingress import MODES, PASSTHROUGH, TERMINATE, public_address, sync
@@ -40,6 +45,17 @@ def of_instance(db, instance_id: int) -> dict | None:
     site.update(url=f"https://{fqdn}/", hostname=fqdn,
                 certificate=certificates.of_hostname(db, fqdn) if site["mode"] == TERMINATE else None)
     return site
+
+
+def name_addresses(db, settings, instance: dict) -> tuple[str, str | None]:
+    """(IPv4, IPv6 or None) the instance's DNS name should point at: the
+    ingress's public address, and no AAAA (the proxy has no IPv6 address
+    of its own), while the instance has a published site and the proxy
+    is on; else the instance's own addresses."""
+    public = public_address(settings)
+    if public is not None and db["sites"].count_where("instance_id = ?", [instance["id"]]):
+        return public, None
+    return instance["ipv4"], addresses.ipv6_of(instance, settings)
 
 
 def _validate(mode, port) -> tuple[str, int]:
@@ -114,3 +130,18 @@ def withdraw(db, settings, instance: dict) -> None:
         sync(db, settings)
     except BackendUnavailable as error:  # its files are right: it starts without the route
         log.warning("the ingress proxy was not told of %s going: %s", instance["fqdn"], error)
+
+
+def domains_changed(db, instance_ids: list[int]) -> None:
+    """A custom domain was verified, lapsed, moved or removed: the ingress
+    job of each instance concerned routes it (or stops) and fetches its
+    certificate (merged with one already waiting)."""
+    with transaction(db):
+        for instance_id in instance_ids:
+            if db["instances"].count_where("id = ?", [instance_id]):
+                jobs.enqueue(db, instance_id, "ingress")
+    if instance_ids:
+        jobs.wake_worker(current_settings())
+
+
+domains.ROUTE_HOOKS.append(domains_changed)  # once, when this module is first imported

@@ -340,7 +340,7 @@ def test_a_domain_is_served_while_its_instance_lives_and_goes_with_it_or_its_mem
         world, public_dns, worker, members, host, fixed_clock, monkeypatch):
     # `world` comes first: the worker's passes use the settings it sets (the public DNS).
     told = []
-    monkeypatch.setattr(domains, "ROUTE_HOOKS", [lambda db: told.append(domains.routable(db))])
+    monkeypatch.setattr(domains, "ROUTE_HOOKS", [lambda db, _ids: told.append(domains.routable(db))])
     alice, bob = members(), members()
     location, _ = launch(alice, name="web")
     web = int(location.rsplit("/", 1)[1])

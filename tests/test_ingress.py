@@ -221,6 +221,57 @@ def test_sites_are_served_by_name_with_certificates_and_go_with_the_instance(
     assert curl(internet, f"https://{box}/", "-k").stdout == "bob's own tls"  # bob's untouched
 
 
+def test_a_custom_domain_is_served_only_once_proven_and_a_published_name_leads_to_the_proxy(
+        app, stack, worker, members, settings, internet, tmp_path, fixed_clock, dig):
+    from publicdns import PublicDns
+    _pebble, _proxy, root = stack
+    public = PublicDns(internet, tmp_path / "public-dns", ["their-domain.test"]).start()
+    app.config["WARREN"] = Settings(app.config["WARREN"], public_resolvers=public.resolvers)
+    try:
+        alice = members()
+        location, progress = launch(alice, name="site")
+        web, private = progress["fqdn"], progress["ipv4"]
+        container = member_instance(settings, alice, "site")
+        lxd.push_file(container, "/www/index.html", PAGE, 0o644, directory_mode=0o755)
+        run_in(container, "sh", "-c", "httpd -p 80 -h /www </dev/null >/dev/null 2>&1")
+        assert dig(web) == [private]  # not published: the instance's own address
+
+        # Published, the name leads visitors (and the CA) to the proxy.
+        publish(alice, location, "terminate")
+        wait_until(lambda: dig(web) == [internet.host_ip], timeout=10, step=0.1,
+                   message="the name pointing at the proxy")
+
+        # A custom domain is not served before its proof is published.
+        domain = f"www-{alice.username}.their-domain.test"
+        instance_id = location.rsplit("/", 1)[1]
+        post_form(alice, "/domains", {"hostname": domain, "instance": instance_id}, expect=303)
+        public.set(domain, "A", internet.host_ip)  # where the member points it, no proof yet
+        refused = curl(internet, f"https://{domain}/", "-k", "-w", "%{http_code}").stdout
+        assert refused.endswith("404") and PAGE not in refused
+
+        # The proof (a CNAME to the instance's name) is found: routed, certified, served.
+        public.remove(domain, "A")
+        public.cname(domain, web)
+        advance(fixed_clock, seconds=60)
+        domain_id = re.search(r'id="domain-([0-9]+)"', alice.get("/domains").get_data(as_text=True))[1]
+        post_form(alice, "/domains", {}, url=f"/domains/{domain_id}/check", expect=303)
+        wait_until(lambda: (certificate_row(app, domain) or {}).get("state") == "valid",
+                   timeout=60, message="the custom domain's certificate")
+        wait_until(lambda: curl(internet, f"https://{domain}/", "--cacert", str(root)).stdout == PAGE,
+                   timeout=10, step=0.1, message="the custom domain served")
+        assert f"CN = {domain}" in served_serial(internet, domain)
+
+        # Removed, it is no longer routed; unpublished, the name is the instance's again.
+        post_form(alice, "/domains", {}, url=f"/domains/{domain_id}/delete", expect=303)
+        wait_until(lambda: "No site here" in curl(internet, f"https://{domain}/", "-k").stdout,
+                   timeout=10, step=0.1, message="the custom domain's route gone")
+        post_form(alice, location, {}, url=location + "/site/delete", expect=303)
+        wait_until(lambda: dig(web) == [private], timeout=10, step=0.1,
+                   message="the name back on the instance")
+    finally:
+        public.stop()
+
+
 def test_a_failed_issuance_is_shown_retried_with_backoff_and_succeeds_later(
         app, stack, make_user, internet, fixed_clock):
     pebble, _proxy, root = stack
