@@ -358,7 +358,7 @@ KEYS = (
 # Read by the scripts only (bin/test and bin/bench: their own bridge; the VM
 # test daemon's tests/vmhost/vmhost.sh), not by the app.
 SCRIPT_ONLY = {PREFIX + name for name in (
-    "CONFIG", "TEST_NETWORK", "TEST_NETWORK_ADDRESS",
+    "CONFIG", "TEST_NETWORK", "TEST_NETWORK_ADDRESS", "TEST_WORKERS",
     "VMHOST_DIR", "VMHOST_NETWORK", "VMHOST_ADDRESS", "VMHOST_DHCP_RANGE")}
 KNOWN = {PREFIX + key.name.upper() for key in KEYS} | SCRIPT_ONLY
 

@@ -9,7 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from app import create_app, dns, lxd
+from shards import isolate_worker
+
+isolate_worker()  # before any fixture reads the settings: a no-op outside xdist
+
+from app import create_app, dns, lxd  # noqa: E402
 from app.config import load_settings
 
 from support import PASSWORD, csrf_token
@@ -21,6 +25,7 @@ MARKERS = {
     "slow": "takes more than a few seconds (left out of the quick loop: -m 'not slow')",
     "browser": "drives a real headless Chromium against a live Warren",
     "vm": "boots virtual machines on the VM test daemon",
+    "serial": "stops a daemon every test shares: the whole suite runs it alone, after the others",
 }
 # Fixtures that reach a real backend: tests using them get the marker.
 BACKEND_FIXTURES = {"lxd": {"lxd_client", "instances", "worker", "members", "debian_image"},
