@@ -59,6 +59,7 @@ def test_usage_table_shows_every_resource():
                                                  "processes", "port forwards", "DNS records",
                                                  "custom domains"]
     assert rows[5] == {"resource": "port forwards", "used": "3", "allowed": "4", "percent": 75}
-    assert rows[6] == {"resource": "custom domains", "used": "1", "allowed": "4", "percent": 25}
+    assert rows[6] == {"resource": "DNS records", "used": "5", "allowed": "20", "percent": 25}
+    assert rows[7] == {"resource": "custom domains", "used": "1", "allowed": "4", "percent": 25}
     assert rows[0] == {"resource": "instances", "used": "1", "allowed": "4", "percent": 25}
     assert rows[2]["used"] == "512MiB" and rows[2]["allowed"] == "6GiB"
