@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 from app.config import KEYS, PREFIX
+from support import sweep_bridge
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -69,22 +70,7 @@ def isolate_worker() -> None:
                            text=True)
     if setup.returncode != 0:
         raise RuntimeError(f"setting up test worker gw{index} failed:\n{setup.stdout}{setup.stderr}")
-    sweep_leftovers(os.environ["WARREN_LXD_NETWORK"])
-
-
-def sweep_leftovers(bridge: str) -> list[str]:
-    """Delete the instances an interrupted earlier run left on this worker's
-    bridge (in any project): they would hold the addresses this run's
-    fresh databases hand out again. Only test workers use these bridges."""
-    from app import lxd
+    # What an interrupted earlier run left on this worker's bridge would
+    # hold the addresses this run's fresh databases hand out again.
     from app.config import load_settings
-    socket = load_settings().lxd_socket
-    swept = []
-    for project in lxd.connect(socket).projects.all():
-        scoped = lxd.connect(socket, project=project.name)
-        for name, facts in lxd.instance_devices(scoped).items():
-            if any(device.get("network") == bridge or device.get("parent") == bridge
-                   for device in facts["expanded_devices"].values()):
-                lxd.delete_instance(scoped, name)
-                swept.append(f"{project.name}/{name}")
-    return swept
+    sweep_bridge(load_settings().lxd_socket, os.environ["WARREN_LXD_NETWORK"])

@@ -158,3 +158,20 @@ def console_operations(settings, username: str, name: str) -> list[str]:
              if config.get("user.warren.hostname") == name]
     assert found, f"{username} has no instance {name} in LXD"
     return lxd.console_operations(settings.lxd_socket, project, found[0])
+
+
+def sweep_bridge(socket: str, bridge: str) -> list[str]:
+    """Delete every instance (in any project of the daemon at socket) with a
+    NIC on a test-only bridge: leftovers of an interrupted earlier test.
+    Never call it with a bridge a real Warren uses."""
+    from app import lxd
+    swept = []
+    for project in lxd.connect(socket).api.projects.get().json()["metadata"]:
+        name = project.rsplit("/", 1)[-1]
+        scoped = lxd.connect(socket, project=name)
+        for instance, facts in lxd.instance_devices(scoped).items():
+            if any(device.get("network") == bridge or device.get("parent") == bridge
+                   for device in facts["expanded_devices"].values()):
+                lxd.delete_instance(scoped, instance)
+                swept.append(f"{name}/{instance}")
+    return swept

@@ -11,7 +11,8 @@ from app import dns as warren_dns, lxd
 from app.names import project_name
 from live import LiveWarren
 
-pytestmark = pytest.mark.slow
+# serial: each round waits on a worker's start and stop, which a busy machine stretches past its limits.
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 ROUNDS = int(os.environ.get("CRASH_ROUNDS", "20"))  # a smaller number only when iterating
 STEPS = ("committed", "created", "started", "before-dns")
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGf4LHa0NAKnUXGQjJ3sTRb5KtcQ2yEMgoB0RX8n7H0d crash@test"

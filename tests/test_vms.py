@@ -13,10 +13,11 @@ from app import lxd
 from app.names import project_name
 from app.store import get_db
 from conftest import REPO, make_app, post_form
-from support import (member_instance, dig_status, post_action, request_instance, wait_done, wait_gone,
+from support import (member_instance, sweep_bridge, dig_status, post_action, request_instance, wait_done, wait_gone,
                      wait_until)
 
-pytestmark = [pytest.mark.vm, pytest.mark.slow]
+# serial: VMs boot under software emulation on two cores; beside other tests they time out.
+pytestmark = [pytest.mark.vm, pytest.mark.slow, pytest.mark.serial]
 
 VMHOST = os.environ.get("WARREN_VMHOST_DIR", "/var/lib/warren/vmhost")
 VM_SOCKET = f"{VMHOST}/lxd/unix.socket"
@@ -57,6 +58,7 @@ def app(tmp_path):
     """A scratch Warren on the VM test daemon (its bridge, pool and socket)."""
     if not os.path.exists(VM_SOCKET):
         pytest.fail("the VM test daemon is not running: bin/test starts it (tests/vmhost/vmhost.sh)")
+    sweep_bridge(VM_SOCKET, "warrenvm0")  # a VM an interrupted test left would hold .2
     return make_app(tmp_path, own_profiles=True, lxd_socket=VM_SOCKET, lxd_network="warrenvm0",
                     network_address="10.89.0.1/24", lxd_storage_pool="vmpool")
 

@@ -93,8 +93,13 @@ def delete_project(socket_path: str, name: str) -> bool:
 
 def project_names(client: pylxd.Client, prefix: str, installation: str) -> list[str]:
     """Names of the projects that start with prefix and carry this
-    user.warren.installation."""
+    user.warren.installation.
+
+    One request with their configs (recursion=1): reading each project's
+    config after listing the names would fail on a project deleted in
+    between (a member removed while the pass runs)."""
     with translated("listing projects"):
-        return [project.name for project in client.projects.all()
-                if project.name.startswith(prefix)
-                and project.config.get("user.warren.installation") == installation]
+        listed = client.api.projects.get(params={"recursion": 1}).json()["metadata"]
+        return [project["name"] for project in listed
+                if project["name"].startswith(prefix)
+                and (project.get("config") or {}).get("user.warren.installation") == installation]
