@@ -15,12 +15,13 @@ change and as a periodic pass (so a restarted or hand-edited proxy is put
 right), and writes the files the proxy reads when it starts as well.
 """
 import ipaddress
+import json
 import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import acme_client, domains, haproxy
+from . import acme_client, domains, forwards, haproxy
 from .statuses import READY
 
 log = logging.getLogger(__name__)
@@ -70,8 +71,11 @@ def certificate_path(settings, hostname: str) -> str:
 
 def public_address(settings) -> str | None:
     """The address the proxy serves on, or None while it is off (no
-    public address configured yet: it would be a loopback one)."""
-    address = settings.ingress_address or settings.forward_address or settings.ssh_address
+    public address configured yet: it would be a loopback one). Without
+    an ingress address of its own, the port forwards' public address."""
+    address = settings.ingress_address
+    if not address:
+        return forwards.public_address(settings)
     return None if ipaddress.ip_address(address).is_loopback else address
 
 
@@ -111,13 +115,14 @@ def domain_pairs(db) -> list[tuple[str, dict]]:
     """(host name, instance) for every routable custom domain (verified, on a
     ready instance of an active member: domains.routable), served the way
     the instance's site is (terminate to port 80 while it has none)."""
-    pairs = []
-    for hostname, instance_id in domains.routable(db):
-        pairs += [(hostname, row) for row in db.query(
-            "SELECT i.*, coalesce(s.mode, ?) AS site_mode, coalesce(s.port, 80) AS site_port "
-            "FROM instances i LEFT JOIN sites s ON s.instance_id = i.id "
-            "WHERE i.id = ? AND i.ipv4 IS NOT NULL", [TERMINATE, instance_id])]
-    return pairs
+    routable = domains.routable(db)
+    rows = {row["id"]: row for row in db.query(
+        "SELECT i.*, coalesce(s.mode, ?) AS site_mode, coalesce(s.port, 80) AS site_port "
+        "FROM instances i LEFT JOIN sites s ON s.instance_id = i.id WHERE i.ipv4 IS NOT NULL "
+        "AND i.id IN (SELECT value FROM json_each(?))",
+        [TERMINATE, json.dumps([instance_id for _hostname, instance_id in routable])])}
+    return [(hostname, rows[instance_id]) for hostname, instance_id in routable
+            if instance_id in rows]
 
 
 def desired_routes(db, settings) -> list[Route]:
