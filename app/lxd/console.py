@@ -4,9 +4,20 @@ unix socket, one carrying the terminal's bytes and one control messages
 (the window size).
 
 LXD 5.0 waits for both sockets without a time limit and refuses to cancel
-a console operation, so once one is created both are connected at once;
-closing the control socket ends the operation, and LXD then closes the
-data socket. websocket-client is imported here and nowhere else."""
+a console operation, so once one is created both are connected at once.
+
+Ending one takes care: LXD 5.0.2 panics ("concurrent write to websocket
+connection", lxd/instance_console.go) when the control socket goes first
+while the instance is still writing, since it then writes to the data
+socket from two goroutines, and the panic takes the whole daemon down. So
+close() ends the data socket first (LXD then closes the console, its
+mirror stops writing, and it closes the control socket itself), waits for
+that, and only then closes the control socket. LXD notices the closed
+data socket at once but ends the operation only at the instance's next
+output; after CLOSE_SECONDS of silence the control socket closes anyway:
+by then LXD has closed the console, so its reset sequence cannot make the
+instance echo into that race.
+websocket-client is imported here and nowhere else."""
 import json
 import socket
 
@@ -17,6 +28,7 @@ from .client import connect, translated
 
 DESCRIPTION = "Showing console"  # how LXD names a console operation
 CONNECT_SECONDS = 10
+CLOSE_SECONDS = 2  # how long close() waits for LXD to end the operation
 
 
 class Console:
@@ -57,18 +69,39 @@ class Console:
             raise LxdError(f"the console of operation {self.operation} is closed ({error})") from error
 
     def close(self) -> None:
-        """End LXD's operation (idempotent; safe while another thread reads)."""
+        """End LXD's operation (idempotent; safe while another thread reads):
+        the data socket first, then, once LXD has ended the operation (or
+        after CLOSE_SECONDS), the control socket."""
         if self._closed:
             return
         self._closed = True
-        for sock in (self._control, self._data):
-            if sock.sock is not None:
-                try:
-                    # shut down first: that wakes a read blocked in another thread, a close does not
-                    sock.sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-            sock.shutdown()
+        _hang_up(self._data)
+        _wait_closed(self._control, CLOSE_SECONDS)
+        _hang_up(self._control)
+
+
+def _hang_up(sock: websocket.WebSocket) -> None:
+    if sock.sock is not None:
+        try:
+            # shut down first: that wakes a read blocked in another thread, a close does not
+            sock.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+    sock.shutdown()
+
+
+def _wait_closed(sock: websocket.WebSocket, seconds: float) -> None:
+    """Read (and drop) what arrives until the peer closes `sock` or time runs out."""
+    if sock.sock is None:
+        return
+    try:
+        sock.settimeout(seconds)
+        while True:
+            opcode, _ = sock.recv_data(control_frame=True)
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                return
+    except (websocket.WebSocketException, OSError):
+        return  # closed, or LXD took too long: the caller closes it anyway
 
 
 def _websocket(socket_path: str, path: str) -> websocket.WebSocket:
