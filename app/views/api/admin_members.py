@@ -16,7 +16,8 @@ bp = resource("admin_members", "Admins: members and their shares.", admin=True)
 
 def present(user: dict) -> dict:
     db = get_db()
-    return {**user, "quota": dataclasses.asdict(quotas.quota_for(db, user)),
+    return {**user, "disabled": bool(user["disabled"]), "deleting": bool(user["deleting"]),
+            "quota": dataclasses.asdict(quotas.quota_for(db, user)),
             "used": quotas.usage(db, user["id"]), "overrides": members.overrides_of(user)}
 
 
@@ -26,8 +27,9 @@ class Members(MethodView):
     @bp.response(200, page_of(MemberSchema))
     def get(self, args):
         """Every account by name, with share, quota and use."""
-        return pages.page([{**row, "quota": dataclasses.asdict(row["quota"])}
-                           for row in members.overview()], args)
+        return pages.page([{**row, "disabled": bool(row["disabled"]), "deleting": bool(row["deleting"]),
+                           "quota": dataclasses.asdict(row["quota"])} for row in members.overview()],
+                          args)
 
     @bp.arguments(MemberCreateSchema)
     @bp.response(201, MemberSchema)

@@ -8,10 +8,12 @@ from flask.views import MethodView
 
 from ... import addresses, idempotency, instances, jobs, leases, sshjump
 from ...config import current_settings
+from ...profiles import current_profiles
+from ...projects import usable_profiles
 from ...statuses import READY
 from . import pages, resource
-from .schemas import (AcceptedSchema, InstanceCreateSchema, InstanceSchema, LeaseSchema, PageArgs,
-                      ProgressSchema, page_of)
+from .schemas import (AcceptedSchema, InstanceCreateSchema, InstanceSchema, LeaseSchema,
+                      OfferedProfileSchema, PageArgs, ProgressSchema, page_of)
 
 bp = resource("instances", "Your instances.")
 
@@ -106,3 +108,16 @@ for _action in jobs.POWER:
 def renew(instance_id):
     """Renew a leased instance's lease (a stopped one starts again)."""
     return {"id": instance_id, "lease_expires_at": leases.renew(g.user, instance_id)}
+
+
+@bp.route("/profiles")
+@bp.arguments(PageArgs, location="query")
+@bp.response(200, page_of(OfferedProfileSchema))
+def profiles(args):
+    """The profiles you may request, with their images."""
+    offered = usable_profiles(current_profiles(), instances.member_quota(g.user))
+    return pages.page([{"name": name, "description": profile.description,
+                        "instance_type": profile.instance_type, "images": list(profile.images),
+                        "lease_hours": profile.lease_hours, "approval": profile.approval,
+                        "unavailable": instances.unavailable(profile)}
+                       for name, profile in sorted(offered.items())], args)

@@ -107,6 +107,16 @@ class LeaseSchema(Schema):
     lease_expires_at = Str(required=True)
 
 
+class OfferedProfileSchema(Schema):
+    name = Str(required=True)
+    description = Str(required=True)
+    instance_type = Str(required=True)
+    images = fields.List(Str(), required=True)
+    lease_hours = Int(allow_none=True)
+    approval = fields.Boolean(required=True)
+    unavailable = text(metadata={"description": "Why this server cannot run it, if it cannot."})
+
+
 class KeySchema(Schema):
     id = Int(required=True)
     fingerprint = Str(required=True)
