@@ -1,7 +1,7 @@
 """The JSON API (/api/v1) in process: tokens, scopes, errors, pagination,
 idempotent creates, ETag/If-Match, the audit's token name, and the pinned
-OpenAPI document. The live, end-to-end flows are in tests/test_cli.py's
-sibling tests/test_warren_cli.py and tests/test_schemathesis.py."""
+OpenAPI document. The live, end-to-end flows are in
+tests/test_warren_cli.py and tests/test_schemathesis.py."""
 import json
 from pathlib import Path
 
@@ -183,8 +183,7 @@ def test_a_profile_save_needs_the_etag_it_read(tmp_path, make_user):
 def test_the_openapi_document_is_the_pinned_one(app, client):
     """A change to the API changes this document. If it is deliberate and
     keeps every existing client working (only additions), regenerate the
-    pinned copy: flask --app app openapi write --format json
-    app/views/api/openapi-v1.json. Removing or renaming anything is a
+    pinned copy with bin/openapi and commit it. Removing or renaming anything is a
     breaking change: it belongs in /api/v2."""
     served = client.get("/api/v1/openapi.json").get_json()
     assert served["openapi"] == "3.1.0"
