@@ -41,7 +41,8 @@ class Instances(MethodView):
     @bp.response(200, page_of(InstanceSchema))
     def get(self, args):
         """Your instances, by name, with LXD's live state."""
-        return pages.page([present(row) for row in instances.list_instances(g.user)], args)
+        result = pages.page(instances.list_instances(g.user), args)
+        return {**result, "items": [present(row) for row in result["items"]]}
 
     @bp.arguments(InstanceCreateSchema)
     @bp.response(202, InstanceSchema)
