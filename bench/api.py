@@ -119,7 +119,7 @@ def main() -> None:
 
             for _ in range(20):  # warm every worker up (its LXD client, imports)
                 one()
-            total = one_page = requests.get(url, headers=headers, timeout=30).json()
+            total = requests.get(url, headers=headers, timeout=30).json()
             before, latencies = proxy.count, []
             deadline = time.monotonic() + args.seconds
             started = time.monotonic()
@@ -145,7 +145,6 @@ def main() -> None:
     print(f"  latency:           p50 {statistics.median(latencies) * 1000:.1f} ms, "
           f"p99 {p99 * 1000:.1f} ms")
     print(f"  LXD requests:      {calls} ({calls / len(latencies):.2f} per list request; goal <= 2)")
-    del one_page
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ Bounded: a fixed number of examples and a time budget per role. No worker
 runs, so nothing requested is built in LXD."""
 import shutil
 import subprocess
-import sys
 
 import pytest
 
