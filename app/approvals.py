@@ -19,7 +19,8 @@ MAX_REASON = 500
 DECIDED = "This request was decided already."
 
 
-def _describe(row: dict) -> str:
+def describe(row: dict) -> str:
+    """A request in one line: the instance, or the quota values wanted."""
     if row["kind"] == "instance":
         return row.get("fqdn") or f"instance #{row['instance_id']}"
     wanted = json.loads(row["wanted"])
@@ -33,7 +34,15 @@ def _rows(where: str, values: list, limit: int = -1) -> list[dict]:
         "FROM approvals a JOIN users u ON u.id = a.user_id "
         f"LEFT JOIN instances i ON i.id = a.instance_id WHERE {where} ORDER BY a.id DESC LIMIT ?",
         [*values, limit])
-    return [{**row, "summary": _describe(row)} for row in rows]
+    return [{**row, "summary": describe(row)} for row in rows]
+
+
+def one(approval_id: int) -> dict:
+    """One request with its member and summary; NotFound when unknown."""
+    rows = _rows("a.id = ?", [approval_id])
+    if not rows:
+        raise NotFound("No such request.")
+    return rows[0]
 
 
 def pending() -> list[dict]:

@@ -12,6 +12,7 @@ stored, whatever the caller passes: input never reaches the log raw.
 """
 import re
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 from .errors import WarrenError, status_for
 from .store import now
@@ -22,6 +23,9 @@ PAGE = 200
 # The longest text kept per field; more is cut with a note of how much.
 LIMITS = {"actor": 64, "member": 64, "action": 64, "target": 300, "detail": 1000}
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# The API token a request acts through (its name), set by the API for the
+# request's length: every entry made meanwhile says which token acted.
+VIA: ContextVar[str | None] = ContextVar("audit_via", default=None)
 
 
 def bounded(text: str | None, limit: int) -> str | None:
@@ -52,7 +56,9 @@ def record(db, actor: str, action: str, target: str, result: str = "ok", *,
     if entry["member"] is not None:
         found = db.execute("SELECT id FROM users WHERE username = ?", [entry["member"]]).fetchone()
         account = found[0] if found else None
-    db["audit"].insert({"at": now(), **entry, "member_id": account, "result": result})
+    via = VIA.get()
+    db["audit"].insert({"at": now(), **entry, "member_id": account, "result": result,
+                        "via": bounded(f"token {via}", LIMITS["actor"]) if via else None})
 
 
 def outcome(error: WarrenError) -> str:
@@ -79,7 +85,8 @@ def audited(db, actor: str, action: str, target: str, *, member: str | None = No
     record(db, actor, action, target, member=member, detail=note["detail"])
 
 
-def entries(db, filters: dict | None = None, member_id: int | None = None) -> list[dict]:
+def entries(db, filters: dict | None = None, member_id: int | None = None, limit: int = PAGE,
+            offset: int = 0) -> list[dict]:
     """The newest entries first, narrowed by exact-match filters (see
     FILTERS) and an optional 'since' date; `member_id` limits them to the
     entries about one member's account (never matched by name)."""
@@ -97,7 +104,8 @@ def entries(db, filters: dict | None = None, member_id: int | None = None) -> li
         clauses.append("member_id = ?")
         values.append(member_id)
     where = " AND ".join(clauses) or None
-    return list(db["audit"].rows_where(where, values, order_by="id DESC", limit=PAGE))
+    return list(db["audit"].rows_where(where, values, order_by="id DESC", limit=limit,
+                                        offset=offset))
 
 
 def choices(db) -> dict[str, list[str]]:

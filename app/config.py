@@ -352,6 +352,10 @@ KEYS = (
         "How often the worker looks again at the proof of a verified custom domain."),
     Key("domain_grace_hours", "72", _integer(1, 2160),
         "How long a verified custom domain's proof may be missing before the domain lapses (no longer routed)."),
+    Key("api_rate_per_minute", "300", _integer(1, 1_000_000),
+        "Requests one API token may make per minute; more get 429 until the next minute."),
+    Key("api_idempotency_hours", "24", _integer(1, 720),
+        "How long the API remembers an Idempotency-Key and the answer it gave."),
     Key("fault_at", "", _text,
         "Test harness only: the worker kills itself (SIGKILL) at this step. Leave empty."),
 )

@@ -46,6 +46,14 @@ class Conflict(WarrenError):
     """The request clashes with existing state (a name already taken, ...)."""
 
 
+class PreconditionFailed(Conflict):
+    """The caller's copy is stale (If-Match names another version)."""
+
+
+class PreconditionRequired(WarrenError):
+    """A change that must say which version it replaces (If-Match) did not."""
+
+
 class QuotaExceeded(WarrenError):
     """The request would take a member past an allowance."""
 
@@ -77,6 +85,8 @@ STATUS = (
     (TooManyAttempts, 429),
     (NotFound, 404),
     (Forbidden, 403),
+    (PreconditionFailed, 412),
+    (PreconditionRequired, 428),
     (Conflict, 409),
     (QuotaExceeded, 409),
     (BackendUnavailable, 503),
@@ -93,21 +103,26 @@ def status_for(error: WarrenError) -> int:
     return 500
 
 
-def init_app(app):
-    """Register the handlers that render WarrenError and unexpected errors."""
+def render(status: int, message: str, errors: dict | None = None):
+    """The one error response: JSON {"error", "status", "fields"} for the API
+    and clients that ask for JSON, the error page for browsers."""
     from flask import jsonify, render_template, request
 
-    def wants_json() -> bool:
-        best = request.accept_mimetypes.best_match(["text/html", "application/json"])
-        return request.path.startswith("/api/") or best == "application/json"
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    if request.path.startswith("/api/") or best == "application/json":
+        body = {"error": message, "status": status}
+        if errors:
+            body["fields"] = errors
+        response = jsonify(body)
+        if status == 429:
+            response.headers["Retry-After"] = "60"
+        return response, status
+    return render_template("error.html", status=status, message=message), status
 
-    def render(status: int, message: str, errors: dict | None = None):
-        if wants_json():
-            body = {"error": message}
-            if errors:
-                body["fields"] = errors
-            return jsonify(body), status
-        return render_template("error.html", status=status, message=message), status
+
+def init_app(app):
+    """Register the handlers that render WarrenError and unexpected errors."""
+    from flask import request
 
     @app.errorhandler(WarrenError)
     def handle_warren_error(error: WarrenError):

@@ -166,3 +166,12 @@ def show_errors(form, errors: dict[str, list[str]], rest=None) -> None:
         else:
             form.form_errors.extend(f"{name}: {message}" if name != "form" else message
                                     for message in messages)
+
+
+class TokenForm(FlaskForm):
+    """Fields only: the tokens service validates them all at once."""
+    name = StringField("Name", description="What it is for, e.g. laptop or ci-deploy.")
+    scope = SelectField("Scope", validate_choice=False,
+                        description="read: look only; member: everything you do here; "
+                                    "admin: also what an admin does.")
+    days = StringField("Valid for (days)", default="90")

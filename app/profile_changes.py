@@ -9,12 +9,13 @@ project; if LXD refuses, the old file is put back and synced again, so
 files and LXD never disagree.
 """
 import fcntl
+import hashlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from . import audit, projects, quotas
 from .config import current_settings
-from .errors import Conflict, NotFound, WarrenError
+from .errors import Conflict, NotFound, PreconditionFailed, WarrenError
 from .statuses import RELEASED
 from .profiles import Profile, parse_profile, profile_set
 from .store import get_db, now, transaction
@@ -114,13 +115,25 @@ def _sync_all() -> None:
     projects.sync_existing(current_settings(), db, usernames)
 
 
-def save(actor: dict, name: str, text: str, creating: bool) -> Review:
+def version(text: str) -> str:
+    """A profile text's version, as an HTTP entity tag (quoted)."""
+    return '"' + hashlib.sha256(text.encode()).hexdigest()[:32] + '"'
+
+
+def save(actor: dict, name: str, text: str, creating: bool, if_match: list[str] | None = None) -> Review:
     """Write a reviewed profile and bring every member project in line;
-    refused, naming the members, when anyone would go over quota."""
+    refused, naming the members, when anyone would go over quota, and, when
+    `if_match` is given, when the file is no longer one of those versions
+    (someone saved meanwhile)."""
     db = get_db()
     action = "profile.create" if creating else "profile.edit"
     with audit.audited(db, actor["username"], action, name or "-") as note:
         with _folder_lock():
+            if if_match is not None and "*" not in if_match:
+                current = profile_set().text(name) if profile_set().get(name) is not None else None
+                if current is None or version(current) not in if_match:
+                    raise PreconditionFailed(f"The profile {name} changed since you read it; read "
+                                             "it again, review and save.")
             result = review(name, text, creating)
             note["detail"] = "; ".join(f"{key}: {old} -> {new}" for key, old, new in result.changes) \
                 or "no change"

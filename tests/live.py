@@ -2,6 +2,7 @@
 threads, app/gunicorn_config.py) and the worker process, driven over HTTP.
 Used by the tests and bench/."""
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -107,6 +108,13 @@ class LiveWarren:
             process.wait(timeout=120)
         self.processes.clear()
         self.log.close()
+
+    def token(self, username: str, scope: str = "member", name: str = "tests") -> str:
+        """A new API token of the user, made through the web UI's Tokens page."""
+        browser = self.session(username)
+        page = browser.submit("/tokens", browser.token("/tokens"), name=name, scope=scope, days="7")
+        assert page.status_code == 200, page.text[:2000]
+        return re.search(r'<code class="token">(wrn_[^<]+)</code>', page.text).group(1)
 
     def session(self, username: str, password: str = PASSWORD) -> "Browser":
         browser = Browser(self.base)

@@ -175,3 +175,12 @@ def sweep_bridge(socket: str, bridge: str) -> list[str]:
                 lxd.delete_instance(scoped, instance)
                 swept.append(f"{name}/{instance}")
     return swept
+
+
+def api_token(app, username: str, scope: str = "member", days: int = 30) -> dict:
+    """Headers with a new API token of the user (made through the tokens service)."""
+    from app import accounts, tokens
+    with app.test_request_context():
+        _row, secret = tokens.create(accounts.find_user(username), f"t-{scope}-{time.monotonic_ns()}",
+                                     scope, days)
+    return {"Authorization": f"Bearer {secret}"}

@@ -159,7 +159,7 @@ def test_admin_pages_are_hidden_from_members(client, auth, make_user):
 def test_json_clients_get_json_errors(client):
     response = client.get("/no-such-page", headers={"Accept": "application/json"})
     assert response.status_code == 404
-    assert response.get_json() == {"error": "Not found."}
+    assert response.get_json() == {"error": "Not found.", "status": 404}
 
 
 def test_throttle_per_address_and_reset_on_success(app, client, auth, make_user):

@@ -7,7 +7,7 @@ import pytest
 
 from app.store import get_db, now
 from conftest import Auth
-from support import csrf_token
+from support import api_token, csrf_token
 
 ACTIONS = ("start", "stop", "restart", "delete")
 VOLATILE_TABLES = {"sessions", "login_failures"}
@@ -29,9 +29,13 @@ def instance_row(app, username):
 
 
 PLACEHOLDERS = {"username": "bob", "name": "small", "token": "no-such-invitation", "approval_id": 1,
-                "key_id": 1, "forward_id": 1, "record_id": 1, "acme_key_id": 1, "domain_id": 1}
+                "key_id": 1, "forward_id": 1, "record_id": 1, "acme_key_id": 1, "domain_id": 1,
+                "token_id": 1}
 BOBS_KEY = 900  # an id no other placeholder uses
 BOBS_DOMAIN = 901
+BOBS_TOKEN = 902
+API = "/api/v1/"
+WRITES = ("POST", "PUT", "PATCH", "DELETE")
 
 
 def urls(app, method, values):
@@ -69,13 +73,16 @@ def two_members(app, client, make_user):
         db["domains"].insert({"id": BOBS_DOMAIN, "hostname": "www.bob.example", "user_id": bob,
                               "instance_id": bob_instance, "token": "t", "created_at": now(),
                               "next_check_at": "9999"})
+        db["api_tokens"].insert({"id": BOBS_TOKEN, "user_id": bob, "name": "bobs", "token_hash": "x",
+                                 "prefix": "wrn_x", "scope": "member", "created_at": now(),
+                                 "expires_at": "9999"})
     Auth(client).login("alice")
     return bob_instance
 
 
 def test_every_post_route_needs_a_csrf_token(app, client, two_members):
     own = instance_row(app, "alice")
-    posts = urls(app, "POST", {"instance_id": own})
+    posts = [url for url in urls(app, "POST", {"instance_id": own}) if not url.startswith(API)]
     assert len(posts) >= 7  # login, logout, password, new instance, 4 actions...
     for url in posts:
         response = client.post(url, data={})
@@ -85,6 +92,28 @@ def test_every_post_route_needs_a_csrf_token(app, client, two_members):
     with app.app_context():
         assert get_db()["jobs"].count == 0  # nothing was queued
     assert client.get("/").status_code == 200  # and alice is still signed in
+
+
+def test_no_api_write_is_authorised_by_a_session_cookie_alone(app, client, two_members):
+    """The API takes no CSRF token, so the cookie must never be enough: a
+    signed-in browser's cookie (even with a valid CSRF token) is refused."""
+    own = instance_row(app, "alice")
+    token = csrf_token(client.get("/").get_data(as_text=True))
+    checked = 0
+    for method in WRITES:
+        for url in urls(app, method, {"instance_id": own}):
+            if not url.startswith(API):
+                continue
+            response = client.open(url, method=method, json={"csrf_token": token, "name": "x"},
+                                   headers={"X-CSRFToken": token})
+            assert response.status_code == 401, (method, url)
+            assert response.get_json()["status"] == 401
+            checked += 1
+    assert checked >= 20
+    with app.app_context():
+        assert get_db()["jobs"].count == 0
+        assert get_db()["ssh_keys"].count_where("user_id = (SELECT id FROM users "
+                                                "WHERE username = 'alice')") == 0
 
 
 def state_digest(app):
@@ -124,8 +153,9 @@ def test_every_route_with_another_members_id_is_404(app, client, two_members):
     for method in ("GET", "POST"):
         for url in urls(app, method, {"instance_id": two_members, "key_id": BOBS_KEY,
                                       "domain_id": BOBS_DOMAIN}):
-            if not {str(two_members), str(BOBS_KEY), str(BOBS_DOMAIN)} & set(url.split("/")):
-                continue
+            if url.startswith(API) or not {str(two_members), str(BOBS_KEY), str(BOBS_DOMAIN)} \
+                    & set(url.split("/")):
+                continue  # (the API's own sweep sends a token)
             response = client.open(url, method=method, data={"csrf_token": token})
             assert response.status_code == 404, (method, url)
             checked += 1
@@ -136,3 +166,24 @@ def test_every_route_with_another_members_id_is_404(app, client, two_members):
     with app.app_context():
         assert get_db()["jobs"].count == 0
         assert get_db()["instances"].get(two_members)["status"] == "ready"
+
+
+def test_every_api_route_with_another_members_id_is_404(app, client, two_members):
+    headers = api_token(app, "alice")
+    checked = 0
+    for method in ("GET",) + WRITES:
+        for url in urls(app, method, {"instance_id": two_members, "key_id": BOBS_KEY,
+                                      "token_id": BOBS_TOKEN}):
+            if not url.startswith(API) or not {str(two_members), str(BOBS_KEY), str(BOBS_TOKEN)} \
+                    & set(url.split("/")):
+                continue
+            response = client.open(url, method=method, json={}, headers=headers)
+            assert response.status_code == 404, (method, url, response.get_json())
+            checked += 1
+    assert checked >= 9  # show, delete, progress, three powers, renew, a key, a token
+    with app.app_context():
+        db = get_db()
+        assert db["ssh_keys"].count_where("id = ?", [BOBS_KEY]) == 1
+        assert db["api_tokens"].get(BOBS_TOKEN)["revoked_at"] is None
+        assert db["jobs"].count == 0
+        assert db["instances"].get(two_members)["status"] == "ready"

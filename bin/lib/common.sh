@@ -45,7 +45,9 @@ install_packages() {
 ensure_venv() {
     local stamp=$VENV/.requirements.sha256
     local want
-    want=$(sha256sum "$REPO/requirements.txt" | cut -d' ' -f1)
+    # The `warren` command-line client (cli/, its own package) is installed too,
+    # editable, so the tests run the command as a user would.
+    want=$(cat "$REPO/requirements.txt" "$REPO/cli/pyproject.toml" | sha256sum | cut -d' ' -f1)
     if [ ! -x "$VENV/bin/python" ]; then
         say "creating the Python environment in $VENV"
         /usr/bin/python3 -m venv "$VENV"
@@ -54,6 +56,8 @@ ensure_venv() {
         say "installing Python requirements"
         "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REPO/requirements.txt" \
             > "$VENV/pip.log" 2>&1 || { tail -n 20 "$VENV/pip.log" >&2; die "pip install failed"; }
+        "$VENV/bin/pip" install -q --disable-pip-version-check -e "$REPO/cli" \
+            >> "$VENV/pip.log" 2>&1 || { tail -n 20 "$VENV/pip.log" >&2; die "pip install of cli/ failed"; }
         echo "$want" > "$stamp"
     fi
 }

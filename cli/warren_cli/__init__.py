@@ -1,0 +1,1 @@
+"""The `warren` command-line client of Warren's JSON API (/api/v1)."""

@@ -1,0 +1,219 @@
+"""The JSON API (/api/v1) in process: tokens, scopes, errors, pagination,
+idempotent creates, ETag/If-Match, the audit's token name, and the pinned
+OpenAPI document. The live, end-to-end flows are in
+tests/test_warren_cli.py and tests/test_schemathesis.py."""
+import json
+from pathlib import Path
+
+import pytest
+
+from app.store import get_db
+from conftest import Auth, make_app
+from support import KEY, api_token, csrf_token
+
+PINNED = Path(__file__).resolve().parent.parent / "app" / "views" / "api" / "openapi-v1.json"
+
+
+@pytest.fixture
+def alice(app, make_user):
+    make_user("alice")
+    return api_token(app, "alice")
+
+
+def test_a_token_is_stored_only_as_its_hash_and_shown_once(app, client, make_user):
+    make_user("alice")
+    headers = api_token(app, "alice")
+    secret = headers["Authorization"].split()[1]
+    with app.app_context():
+        dump = json.dumps([list(row) for row in get_db().execute("SELECT * FROM api_tokens")])
+    assert secret not in dump
+    listed = client.get("/api/v1/tokens", headers=headers).get_json()["items"]
+    assert secret not in json.dumps(listed) and listed[0]["prefix"] == secret[:10]
+    made = client.post("/api/v1/tokens", headers=headers, json={"name": "ci", "scope": "read",
+                                                                "days": 7})
+    assert made.status_code == 201 and made.get_json()["token"].startswith("wrn_")
+    assert "token" not in client.get("/api/v1/tokens", headers=headers).get_json()["items"][0]
+
+
+def test_a_session_cookie_alone_reads_nothing_either(app, client, make_user):
+    make_user("alice")
+    Auth(client).login("alice")
+    response = client.get("/api/v1/instances")
+    assert response.status_code == 401 and "Bearer" in response.get_json()["error"]
+
+
+def test_a_read_token_changes_nothing(app, client, make_user):
+    make_user("alice")
+    headers = api_token(app, "alice", "read")
+    assert client.get("/api/v1/keys", headers=headers).status_code == 200
+    response = client.post("/api/v1/keys", headers=headers, json={"keys": KEY})
+    assert response.status_code == 403 and "read scope" in response.get_json()["error"]
+    made = client.post("/api/v1/tokens", headers=headers, json={"name": "wider", "scope": "member"})
+    assert made.status_code == 403  # a token never makes a wider one
+
+
+def test_admin_routes_are_404_for_members_and_403_for_an_admins_narrow_token(app, client, make_user):
+    make_user("alice")
+    make_user("boss", role="admin")
+    assert client.get("/api/v1/admin/members", headers=api_token(app, "alice")).status_code == 404
+    narrow = client.get("/api/v1/admin/members", headers=api_token(app, "boss", "member"))
+    assert narrow.status_code == 403
+    wide = client.get("/api/v1/admin/members", headers=api_token(app, "boss", "admin"))
+    assert wide.status_code == 200 and {row["username"] for row in wide.get_json()["items"]} \
+        == {"alice", "boss"}
+
+
+def test_members_cannot_make_admin_tokens_and_every_field_error_comes_at_once(app, client, alice):
+    response = client.post("/api/v1/tokens", headers=alice, json={"name": "", "scope": "admin",
+                                                                  "days": 9999})
+    assert response.status_code == 422
+    assert set(response.get_json()["fields"]) == {"name", "scope", "days"}
+
+
+def test_revoked_expired_and_disabled_tokens_stop_working(app, client, make_user, admin):
+    make_user("alice")
+    headers = api_token(app, "alice")
+    mine = client.get("/api/v1/tokens", headers=headers).get_json()["items"][0]
+    assert client.delete(f"/api/v1/tokens/{mine['id']}", headers=headers).status_code == 200
+    assert client.get("/api/v1/me", headers=headers).status_code == 401
+    headers = api_token(app, "alice")
+    with app.app_context():
+        get_db().execute("UPDATE api_tokens SET expires_at = '2000-01-01T00:00:00+00:00'")
+    assert client.get("/api/v1/me", headers=headers).status_code == 401
+    headers = api_token(app, "alice")
+    token = csrf_token(admin.get("/admin/users/alice").get_data(as_text=True))
+    admin.post("/admin/users/alice/disable", data={"csrf_token": token})
+    assert client.get("/api/v1/me", headers=headers).status_code == 401
+
+
+def test_each_token_is_rate_limited_and_its_uses_recorded(tmp_path, make_user):
+    app = make_app(tmp_path, api_rate_per_minute=3)
+    client = app.test_client()
+    with app.app_context():
+        from app import accounts
+        accounts.create_user("alice", "correct horse battery")
+    headers = api_token(app, "alice")
+    statuses = [client.get("/api/v1/me", headers=headers).status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    with app.app_context():
+        row = get_db().execute("SELECT uses, last_used_from FROM api_tokens").fetchone()
+    assert row == (4, "127.0.0.1")
+
+
+def test_the_audit_names_the_token_that_acted(app, client, make_user):
+    make_user("boss", role="admin")
+    headers = api_token(app, "boss", "admin")
+    with app.app_context():
+        name = get_db().execute("SELECT name FROM api_tokens").fetchone()[0]
+    assert client.post("/api/v1/keys", headers=headers, json={"keys": KEY}).status_code == 201
+    entries = client.get("/api/v1/admin/audit?action=key.add", headers=headers).get_json()["items"]
+    assert [(row["actor"], row["via"]) for row in entries] == [("boss", f"token {name}")]
+
+
+def test_bad_fields_and_types_are_all_reported_at_once(app, client, alice):
+    response = client.post("/api/v1/instances", headers=alice,
+                           json={"name": "Bad_Name", "profile": "nope", "keys": ""})
+    assert response.status_code == 422
+    assert set(response.get_json()["fields"]) == {"name", "profile", "keys"}
+    typed = client.post("/api/v1/instances", headers=alice, json={"name": 5, "keys": [1], "x": 1})
+    assert typed.status_code == 422 and set(typed.get_json()["fields"]) == {"name", "keys", "x"}
+    assert client.get("/api/v1/instances/99999999999999999999999", headers=alice).status_code == 404
+
+
+def test_lists_come_in_pages(app, client, alice):
+    with app.app_context():
+        db = get_db()
+        user = db.execute("SELECT id FROM users WHERE username = 'alice'").fetchone()[0]
+        for n in range(3):
+            db["ssh_keys"].insert({"user_id": user, "fingerprint": f"SHA256:{n}",
+                                   "public_key": f"ssh-ed25519 AAAA k{n}", "created_at": "2024"})
+    first = client.get("/api/v1/keys?per_page=2", headers=alice).get_json()
+    assert len(first["items"]) == 2 and "page=2" in first["next"]
+    second = client.get(first["next"], headers=alice).get_json()
+    assert second["page"] == 2 and second["items"]
+    assert {row["id"] for row in first["items"]}.isdisjoint(row["id"] for row in second["items"])
+    assert client.get("/api/v1/keys?per_page=0", headers=alice).status_code == 422
+
+
+@pytest.mark.lxd
+def test_a_retried_create_with_the_same_idempotency_key_makes_one_instance(app, client, alice,
+                                                                           busybox_image):
+    body = {"name": "web", "profile": "small", "image": "busybox", "keys": KEY}
+    headers = {**alice, "Idempotency-Key": "make-web-1"}
+    first = client.post("/api/v1/instances", headers=headers, json=body)
+    assert first.status_code == 202, first.get_json()
+    again = client.post("/api/v1/instances", headers=headers, json=body)
+    assert (again.status_code, again.get_json()["id"]) == (202, first.get_json()["id"])
+    assert again.headers["Location"] == first.headers["Location"] == first.get_json()["url"]
+    other = client.post("/api/v1/instances", headers=headers, json={**body, "name": "db"})
+    assert other.status_code == 409 and "another request" in other.get_json()["error"]
+    with app.app_context():
+        assert get_db()["instances"].count == 1
+    progress = client.get(first.get_json()["progress_url"], headers=alice).get_json()
+    assert progress["status"] == "queued" and progress["events"]
+
+
+@pytest.mark.lxd
+def test_a_profile_save_needs_the_etag_it_read(tmp_path, make_user):
+    app = make_app(tmp_path, own_profiles=True)
+    client = app.test_client()
+    with app.app_context():
+        from app import accounts
+        accounts.create_user("boss", "correct horse battery", "admin")
+    headers = api_token(app, "boss", "admin")
+    read = client.get("/api/v1/admin/profiles/burst", headers=headers)
+    etag, text = read.headers["ETag"], read.get_json()["text"]
+    changed = text.replace("description:", "description: Changed.", 1)
+    assert client.put("/api/v1/admin/profiles/burst", headers=headers,
+                      json={"text": changed}).status_code == 428
+    stale = client.put("/api/v1/admin/profiles/burst", headers={**headers, "If-Match": '"stale"'},
+                       json={"text": changed})
+    assert stale.status_code == 412
+    review = client.post("/api/v1/admin/profiles/burst/review", headers=headers,
+                         json={"text": changed}).get_json()
+    assert review["changes"] == [] or review["problems"] == []
+    saved = client.put("/api/v1/admin/profiles/burst", headers={**headers, "If-Match": etag},
+                       json={"text": changed})
+    assert saved.status_code == 200 and saved.headers["ETag"] != etag
+    again = client.put("/api/v1/admin/profiles/burst", headers={**headers, "If-Match": etag},
+                       json={"text": text})
+    assert again.status_code == 412  # the second writer read the old version
+
+
+def test_the_openapi_document_is_the_pinned_one(app, client):
+    """A change to the API changes this document. If it is deliberate and
+    keeps every existing client working (only additions), regenerate the
+    pinned copy with bin/openapi and commit it. Removing or renaming anything is a
+    breaking change: it belongs in /api/v2."""
+    served = client.get("/api/v1/openapi.json").get_json()
+    assert served["openapi"] == "3.1.0"
+    assert served == json.loads(PINNED.read_text()), test_the_openapi_document_is_the_pinned_one.__doc__
+
+
+def test_the_docs_page_loads_only_warrens_own_files(client):
+    page = client.get("/api/v1/docs")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "swagger-ui-bundle.js" in html
+    assert "http://" not in html and "https://" not in html
+    for src in ("/static/vendor/swagger-ui/swagger-ui-bundle.js",
+                "/static/vendor/swagger-ui/swagger-ui.css", "/static/api-docs.js"):
+        assert client.get(src).status_code == 200, src
+    assert "script-src" not in page.headers["Content-Security-Policy"]  # default-src 'self' holds
+
+
+def test_tokens_are_made_and_revoked_in_the_web_ui(app, client, make_user):
+    make_user("alice")
+    Auth(client).login("alice")
+    token = csrf_token(client.get("/tokens").get_data(as_text=True))
+    page = client.post("/tokens", data={"csrf_token": token, "name": "laptop", "scope": "member",
+                                        "days": "30"})
+    assert page.status_code == 200
+    secret = next(word for word in page.get_data(as_text=True).replace("<", " ").replace(">", " ")
+                  .split() if word.startswith("wrn_") and len(word) > 20)
+    assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {secret}"}).status_code == 200
+    assert secret not in client.get("/tokens").get_data(as_text=True)  # shown once
+    with app.app_context():
+        token_id = get_db().execute("SELECT id FROM api_tokens").fetchone()[0]
+    token = csrf_token(client.get("/tokens").get_data(as_text=True))
+    assert client.post(f"/tokens/{token_id}/revoke", data={"csrf_token": token}).status_code == 303
+    assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {secret}"}).status_code == 401
