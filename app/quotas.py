@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, fields, replace
 
 from .errors import NotFound, QuotaExceeded, ValidationError
 from .statuses import RELEASED, sql_list
-from .units import UNITS, format_size, parse_size, shown
+from .units import UNITS, format_size, parse_size, show_size, shown
 
 GiB = 1024 ** 3
 TIER_NAME = re.compile(r"[a-z][a-z0-9-]{0,30}")
@@ -54,7 +54,7 @@ TIERS = {
                   cpu_priority=5, forwards=2, records=10, domains=2, snapshots=5),
 }
 RESOURCES = (("instances", "instances", str), ("cpu", "CPUs", str), ("memory", "memory", format_size),
-             ("disk", "disk (root disks and snapshots)", format_size),
+             ("disk", "disk (root disks and snapshots)", show_size),
              ("processes", "processes", str), ("forwards", "port forwards", str),
              ("records", "DNS records", str), ("domains", "custom domains", str),
              ("snapshots", "manual snapshots", str))

@@ -31,7 +31,7 @@ from .passes import each_guarded
 from .profiles import current_profiles
 from .statuses import READY
 from .store import get_db, now, transaction
-from .units import format_size
+from .units import show_size
 
 log = logging.getLogger(__name__)
 # A subset of what LXD accepts (no space, '/', '?', '&' or '+'): safe in a URL path.
@@ -129,7 +129,7 @@ def take(user: dict, instance_id, name: str = "") -> dict:
             if used["disk"] >= quota.disk:
                 raise QuotaExceeded(
                     f"Over quota — disk: your root disks and snapshots use "
-                    f"{format_size(used['disk'])} of your {format_size(quota.disk)}, and "
+                    f"{show_size(used['disk'])} of your {show_size(quota.disk)}, and "
                     "snapshots count against it; delete snapshots or ask for more first.")
             if db["snapshots"].count_where("instance_id = ? AND name = ?", [instance["id"], name]):
                 raise ValidationError({"name": [f"A snapshot named {name} is on its way already."]})
