@@ -26,7 +26,7 @@ from . import audit, isolation, jobs, lxd, projects, quotas
 from .config import current_settings
 from .errors import Conflict, NotFound, QuotaExceeded, ValidationError, WarrenError
 from .instances import get_instance, record_event
-from .names import project_name
+from .names import PROJECT_PREFIX, project_name
 from .passes import each_guarded
 from .profiles import current_profiles
 from .statuses import READY
@@ -323,8 +323,11 @@ def measure_all(db, settings) -> list[str]:
     snapshots come and expire on their own, and a snapshot grows as its
     instance's data changes), and their projects allowed or refused new
     snapshots accordingly. Lines for members whose allowance changed."""
-    users = list(db["users"].rows_where(
-        "deleting = 0 AND id IN (SELECT user_id FROM instances WHERE status = ?)", [READY]))
+    existing = set(lxd.project_names(lxd.connect(settings.lxd_socket), PROJECT_PREFIX,
+                                     projects.installation()))
+    users = [user for user in db["users"].rows_where(
+        "deleting = 0 AND id IN (SELECT user_id FROM instances WHERE status = ?)", [READY])
+        if project_name(user["username"]) in existing]  # never make a project here
 
     def settle(user):
         measure(db, settings, user)
