@@ -13,7 +13,8 @@ def create_app(config: dict | None = None) -> Flask:
     from . import cli, errors, profiles, store, web_security
     from .config import load_settings, read_secret_key
     from .sessions import StoreSessionInterface
-    from .views import admin, auth, console, domains, guards, member, records, tokens  # noqa: F401 (records: routes on member.bp)
+    from .views import (admin, auth, console, domains, guards, member, records,  # noqa: F401 (records: routes on member.bp)
+                        snapshots, tokens)
 
     settings = load_settings(config)
     secure = web_security.cookies_secure(settings)
@@ -44,7 +45,7 @@ def create_app(config: dict | None = None) -> Flask:
     csrf.init_app(app)
     cli.init_app(app)
     app.before_request(guards.load_user)
-    for blueprint in (auth.bp, member.bp, domains.bp, console.bp, tokens.bp, admin.bp):
+    for blueprint in (auth.bp, member.bp, domains.bp, snapshots.bp, console.bp, tokens.bp, admin.bp):
         app.register_blueprint(blueprint)
     from .views import api
     api.init_app(app)

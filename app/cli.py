@@ -65,7 +65,8 @@ def _pairs(items) -> dict:
 def _describe(quota) -> str:
     return (", ".join(f"{key}={value}" for key, value in quota.lxd_limits().items())
             + f", nesting={'allowed' if quota.nesting else 'blocked'}, cpu_priority={quota.cpu_priority}"
-            + f", forwards={quota.forwards}, records={quota.records}, domains={quota.domains}")
+            + f", forwards={quota.forwards}, records={quota.records}, domains={quota.domains}"
+            + f", snapshots={quota.snapshots}")
 
 
 def _report_lxd(change) -> None:

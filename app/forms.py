@@ -1,7 +1,7 @@
 """Web forms (Flask-WTF: CSRF token on each, field errors kept per field)."""
 from flask_wtf import FlaskForm
-from wtforms import (HiddenField, IntegerField, PasswordField, SelectField, SelectMultipleField,
-                     StringField, TextAreaField)
+from wtforms import (BooleanField, HiddenField, IntegerField, PasswordField, SelectField,
+                     SelectMultipleField, StringField, TextAreaField)
 from wtforms.validators import DataRequired, EqualTo, Length, NumberRange
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -32,6 +32,16 @@ class ForwardForm(FlaskForm):
     protocol = SelectField("Protocol", choices=["tcp", "udp"], validate_choice=False)
     instance_port = StringField("Instance port", description="The port your service listens on.")
     public_port = StringField("Public port", description="Leave empty for the first free one.")
+
+
+class SnapshotForm(FlaskForm):
+    """Fields only: the snapshots service validates the name."""
+    name = StringField("Name", description="Optional: letters, digits, '.', '-', '_'. Empty: "
+                       "Warren names it after the date and time.")
+
+
+class RestoreForm(FlaskForm):
+    confirm = BooleanField("I accept what this restore loses")
 
 
 class SiteForm(FlaskForm):
@@ -108,7 +118,7 @@ class SignUpForm(FlaskForm):
 
 
 QUOTA_FIELDS = ("instances", "cpu", "memory", "disk", "processes", "cpu_priority", "nesting",
-                "forwards", "records", "domains")
+                "forwards", "records", "domains", "snapshots")
 
 
 class QuotaValuesForm(FlaskForm):
@@ -116,13 +126,14 @@ class QuotaValuesForm(FlaskForm):
     instances = StringField("Instances")
     cpu = StringField("CPUs")
     memory = StringField("Memory", description="e.g. 8GiB")
-    disk = StringField("Root disk", description="e.g. 40GiB")
+    disk = StringField("Disk", description="Root disks and snapshots, e.g. 40GiB")
     processes = StringField("Processes")
     cpu_priority = StringField("CPU priority cap", description="0-10")
     nesting = StringField("Nesting", description="true or false")
     forwards = StringField("Port forwards")
     records = StringField("DNS records", description="Records and ACME keys together")
     domains = StringField("Custom domains")
+    snapshots = StringField("Manual snapshots")
 
     def values_text(self) -> dict[str, str]:
         """The fields that were filled in."""

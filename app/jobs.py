@@ -23,8 +23,9 @@ from .store import now, transaction
 
 LEASE = timedelta(minutes=5)
 POWER = ("start", "stop", "restart")
-# Jobs that bring LXD in line with the store: one waiting per instance is enough.
-SYNC = ("forwards", "ingress")
+# Jobs that bring LXD in line with the store: one waiting per instance is enough
+# (a snapshots job does every snapshot action the instance's rows still ask for).
+SYNC = ("forwards", "ingress", "snapshots")
 # Jobs of a member rather than of one instance (publishing their DNS
 # records, app/records.py): one waiting per member is enough.
 MEMBER = ("records",)

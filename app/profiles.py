@@ -27,11 +27,23 @@ ALLOWED_CONFIG = {
     "security.nesting": ("true", "false"),
     "boot.autostart": ("true", "false"),
     "snapshots.schedule": None,
+    "snapshots.schedule.stopped": ("true", "false"),
     "snapshots.expiry": None,
     "snapshots.pattern": None,
     "limits.memory.swap": ("true", "false"),
     "limits.memory.enforce": ("hard", "soft"),
 }
+# LXD's schedule aliases; otherwise five cron fields (LXD 5.0.2's IsCron).
+SCHEDULE_ALIASES = ("@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@annually",
+                    "@yearly", "@startup", "@never")
+CRON_FIELD = re.compile(r"[0-9a-z*?/,-]+")
+# LXD's expiry: amounts with a unit, space separated, each unit once
+# (S seconds, M minutes, H hours, d days, w weeks, m months, y years).
+EXPIRY_PART = re.compile(r"([0-9]{1,6})([SMHdwmy])")
+# What a scheduled snapshot's name may be made of: name characters, LXD's
+# %d counter, and pongo2's {{ creation_date|date:"..." }} (quotes, colon,
+# pipe, braces, space inside the braces).
+PATTERN = re.compile(r"[A-Za-z0-9._%-]*(\{\{[ A-Za-z0-9_.|:'\"%-]+\}\}[A-Za-z0-9._%-]*)*")
 DANGEROUS = (
     ("security.privileged", "a privileged container's root is the host's root"),
     ("security.idmap.", "Warren gives every instance its own isolated id map"),
@@ -122,6 +134,39 @@ def canonical_config(key: str, value) -> str | None:
     return None
 
 
+def _schedule_problem(value: str) -> str | None:
+    for trigger in value.lower().split(", "):
+        if trigger in SCHEDULE_ALIASES:
+            continue
+        fields = trigger.split(" ")
+        if len(fields) != 5 or not all(CRON_FIELD.fullmatch(part) for part in fields):
+            return ("snapshots.schedule must be five cron fields (minute hour day-of-month month "
+                    f"day-of-week, like '0 3 * * *') or one of {', '.join(SCHEDULE_ALIASES)}; "
+                    "several are separated by ', '")
+    return None
+
+
+def _expiry_problem(value: str) -> str | None:
+    units = [EXPIRY_PART.fullmatch(part) for part in value.split(" ")]
+    if not all(units) or len({match[2] for match in units}) != len(units):
+        return ("snapshots.expiry must be amounts with a unit, each unit once, like '2w' or "
+                "'1d 12H' (S seconds, M minutes, H hours, d days, w weeks, m months, y years)")
+    return None
+
+
+def _pattern_problem(value: str) -> str | None:
+    if not PATTERN.fullmatch(value) or ("%d" not in value and "{{" not in value):
+        return ("snapshots.pattern must name snapshots with letters, digits, '.', '-', '_' and "
+                "contain %d (a counter) or a {{ creation_date|date:\"...\" }} template, like "
+                "'auto-%d'")
+    return None
+
+
+# Keys whose free text LXD reads as a schedule, a duration or a name template.
+TEXT_CHECKS = {"snapshots.schedule": _schedule_problem, "snapshots.expiry": _expiry_problem,
+               "snapshots.pattern": _pattern_problem}
+
+
 def config_problem(key, value) -> str | None:
     """Why an LXD config key may not appear in a profile (None when it may)."""
     name = shown(key)
@@ -135,7 +180,7 @@ def config_problem(key, value) -> str | None:
         if choices:
             return f"{key} must be one of {', '.join(choices)}"
         return f"{key} must be one line of text of at most {MAX_CONFIG_TEXT} characters"
-    return None
+    return TEXT_CHECKS[key](value) if key in TEXT_CHECKS else None
 
 
 def _limits(raw, errors: dict, vm: bool = False) -> Limits | None:

@@ -15,6 +15,7 @@ from .passes import each_guarded
 from .profiles import current_profiles
 from .quotas import Quota
 from .statuses import READY
+from .store import get_db
 
 _applied: dict[str, str] = {}  # project -> digest of what was last applied
 _applied_lock = threading.Lock()
@@ -32,8 +33,13 @@ def dns_owner(username: str) -> str:
     return names.dns_owner(username, installation())
 
 
-def project_config(quota: Quota, network: str, installation_id: str, vms: bool = False) -> dict:
+def project_config(quota: Quota, network: str, installation_id: str, vms: bool = False,
+                   snapshots: bool = True) -> dict:
     """Restrictions and limits of a member project.
+
+    restricted.snapshots lets LXD take snapshots (a restricted project
+    blocks them by default) while `snapshots` says the member may: see
+    snapshots_allowed.
 
     With VMs the aggregate limits.processes is left out: LXD 5.0 requires
     every instance of a project with that limit to set limits.processes,
@@ -53,6 +59,7 @@ def project_config(quota: Quota, network: str, installation_id: str, vms: bool =
         "restricted.devices.disk": "managed",
         "restricted.devices.nic": "managed",
         "restricted.networks.access": network,
+        "restricted.snapshots": "allow" if snapshots else "block",
         **limits,
     }
 
@@ -60,6 +67,15 @@ def project_config(quota: Quota, network: str, installation_id: str, vms: bool =
 def usable_profiles(profiles: dict, quota: Quota) -> dict:
     """The profiles a member with this quota may use."""
     return {name: profile for name, profile in profiles.items() if quota.nesting or not profile.nesting}
+
+
+def snapshots_allowed(username: str, quota: Quota) -> bool:
+    """Whether LXD may take new snapshots in the member's project: their
+    share includes snapshots and their disk quota (root disks plus what
+    snapshots hold, app/snapshots.py) is not full."""
+    db = get_db()
+    row = db.execute("SELECT id FROM users WHERE username = ?", [username]).fetchone()
+    return quotas.snapshots_allowed(quota, quotas.usage(db, row[0]) if row else {"disk": 0})
 
 
 def runs_vms(settings, profiles: dict) -> bool:
@@ -75,7 +91,8 @@ def ensure_member_project(settings, username: str, quota: Quota, profiles: dict)
     name = project_name(username)
     usable = usable_profiles(profiles, quota)
     vms = runs_vms(settings, usable)
-    config = project_config(quota, settings.lxd_network, installation(), vms)
+    config = project_config(quota, settings.lxd_network, installation(), vms,
+                            snapshots_allowed(username, quota))
     wanted = {profile_name: (profile.lxd_config(),
                              profile.lxd_devices(settings.lxd_storage_pool, settings.lxd_network),
                              profile.description)
@@ -103,6 +120,12 @@ def ensure_member_project(settings, username: str, quota: Quota, profiles: dict)
         with _applied_lock:
             _applied[name] = digest
     return name
+
+
+def applied_digest(name: str) -> str | None:
+    """The digest of what this process last applied to a project, if any."""
+    with _applied_lock:
+        return _applied.get(name)
 
 
 def forget_applied(name: str | None = None) -> None:

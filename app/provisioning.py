@@ -15,7 +15,7 @@ from typing import Callable
 import yaml
 
 from . import (accounts, addresses, audit, certificates, dns, domains, forwards, ingress, isolation,
-               jobs, lxd, quotas, records, sites, statuses)
+               jobs, lxd, quotas, records, sites, snapshots, statuses)
 from .config import current_settings
 from .errors import BackendUnavailable, Conflict, WarrenError
 from .instances import lease_blocks_start, record_event
@@ -299,6 +299,28 @@ def _ingress_failed(db, instance: dict, _kind: str, error: WarrenError) -> None:
                      "(the worker tries again on its next pass).")
 
 
+def _snapshots_job(db, instance: dict, _kind: str) -> None:
+    settings = current_settings()
+
+    def after_restore(client) -> None:
+        """LXD put back the snapshot's config: Warren's NIC (address,
+        filtering) and CPU priority as they are now."""
+        device = nic_device(settings.lxd_network, instance["ipv4"],
+                            addresses.ipv6_of(instance, settings))
+        lxd.set_device(client, instance["lxd_name"], "eth0", device)
+        profile = current_profiles().get(instance["profile"])
+        if instance["instance_type"] == "container" and profile is not None:
+            quota = quotas.quota_for(db, accounts.get_user(instance["user_id"]))
+            lxd.set_config(client, instance["lxd_name"], "limits.cpu.priority",
+                           str(quotas.cpu_priority(quota, profile)))
+
+    snapshots.apply(db, settings, instance, after_restore)
+
+
+def _snapshots_failed(db, instance: dict, _kind: str, error: WarrenError) -> None:
+    snapshots.abandon(db, instance, error)
+
+
 def _records_job(db, user: dict, _kind: str) -> None:
     records.sync_member(db, current_settings(), user)
 
@@ -323,6 +345,7 @@ HANDLERS = {
     "forwards": Handler(_forwards_job, _forwards_failed),
     "ingress": Handler(_ingress_job, _ingress_failed),
     "records": Handler(_records_job, _records_failed),
+    "snapshots": Handler(_snapshots_job, _snapshots_failed),
 }
 
 

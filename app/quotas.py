@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, fields, replace
 
 from .errors import NotFound, QuotaExceeded, ValidationError
 from .statuses import RELEASED, sql_list
-from .units import UNITS, format_size, parse_size, shown
+from .units import UNITS, format_size, parse_size, show_size, shown
 
 GiB = 1024 ** 3
 TIER_NAME = re.compile(r"[a-z][a-z0-9-]{0,30}")
@@ -20,7 +20,7 @@ SIZES = ("memory", "disk")
 # number LXD and the kernel take. Every quota is at least 0.
 MAXIMUM = {"instances": 1000, "cpu": 1024, "memory": UNITS["PiB"], "disk": UNITS["PiB"],
            "processes": 10_000_000, "cpu_priority": 10, "forwards": 1000,
-           "records": 10_000, "domains": 1000}
+           "records": 10_000, "domains": 1000, "snapshots": 1000}
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ class Quota:
     forwards: int  # port forwards on the public address (app/forwards.py)
     records: int  # DNS records and ACME keys in the member's subtree (app/records.py)
     domains: int  # custom domains attached to instances (app/domains.py)
+    snapshots: int  # snapshots taken by hand, all instances together (app/snapshots.py)
 
     def lxd_limits(self) -> dict:
         """The aggregate limits of the member's LXD project."""
@@ -48,14 +49,15 @@ class Quota:
 # and a lower CPU priority (like running at nice 10).
 TIERS = {
     "full": Quota(instances=4, cpu=6, memory=6 * GiB, disk=40 * GiB, processes=6000, nesting=True,
-                  cpu_priority=10, forwards=4, records=20, domains=4),
+                  cpu_priority=10, forwards=4, records=20, domains=4, snapshots=10),
     "half": Quota(instances=2, cpu=3, memory=3 * GiB, disk=20 * GiB, processes=3000, nesting=False,
-                  cpu_priority=5, forwards=2, records=10, domains=2),
+                  cpu_priority=5, forwards=2, records=10, domains=2, snapshots=5),
 }
 RESOURCES = (("instances", "instances", str), ("cpu", "CPUs", str), ("memory", "memory", format_size),
-             ("disk", "root disk", format_size), ("processes", "processes", str),
-             ("forwards", "port forwards", str), ("records", "DNS records", str),
-             ("domains", "custom domains", str))
+             ("disk", "disk (root disks and snapshots)", show_size),
+             ("processes", "processes", str), ("forwards", "port forwards", str),
+             ("records", "DNS records", str), ("domains", "custom domains", str),
+             ("snapshots", "manual snapshots", str))
 
 
 def tiers(db) -> dict[str, Quota]:
@@ -145,23 +147,27 @@ def parse_overrides(pairs: dict[str, str]) -> dict:
 
 def usage(db, user_id: int) -> dict:
     """What a member's instances take now (failed and denied requests hold
-    nothing), the port forwards they hold, their DNS records and ACME keys
-    (which count together), and their custom domains."""
+    nothing; disk is the root disks' sizes plus what their snapshots hold),
+    the port forwards they hold, their DNS records and ACME keys (which
+    count together), their custom domains and their manual snapshots."""
     row = db.execute(
-        "SELECT count(*), coalesce(sum(cpu), 0), coalesce(sum(memory), 0), coalesce(sum(disk), 0), "
+        "SELECT count(*), coalesce(sum(cpu), 0), coalesce(sum(memory), 0), "
+        "coalesce(sum(disk + snapshot_bytes), 0), "
         "coalesce(sum(processes), 0), (SELECT count(*) FROM forwards f JOIN instances fi "
         "ON fi.id = f.instance_id WHERE fi.user_id = ?), "
         "(SELECT count(*) FROM dns_records WHERE user_id = ?) + (SELECT count(*) FROM dns_keys "
-        "WHERE user_id = ? AND kind = 'acme'), (SELECT count(*) FROM domains WHERE user_id = ?) "
+        "WHERE user_id = ? AND kind = 'acme'), (SELECT count(*) FROM domains WHERE user_id = ?), "
+        "(SELECT count(*) FROM snapshots s JOIN instances si ON si.id = s.instance_id "
+        "WHERE si.user_id = ? AND s.manual = 1) "
         f"FROM instances WHERE user_id = ? AND status NOT IN {sql_list(RELEASED)}",
-        [user_id, user_id, user_id, user_id, user_id]).fetchone()
+        [user_id, user_id, user_id, user_id, user_id, user_id]).fetchone()
     return dict(zip(("instances", "cpu", "memory", "disk", "processes", "forwards", "records",
-                     "domains"), row))
+                     "domains", "snapshots"), row))
 
 
 def check_one_more(db, user: dict, key: str) -> None:
     """Raise QuotaExceeded when a member already holds their whole allowance
-    of a counted resource (forwards, domains); inside the caller's transaction."""
+    of a counted resource (forwards, domains, snapshots); inside the caller's transaction."""
     allowance = getattr(quota_for(db, user), key)
     held = usage(db, user["id"])[key]
     if held + 1 > allowance:
@@ -175,6 +181,13 @@ def show_value(key: str, value) -> str:
     if key in ("memory", "disk"):
         return format_size(value)
     return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def snapshots_allowed(quota: Quota, used: dict) -> bool:
+    """Whether LXD may take new snapshots in the member's project (by hand
+    or on a schedule): the share includes snapshots and the disk quota,
+    which snapshots count against, is not full."""
+    return quota.snapshots > 0 and used["disk"] < quota.disk
 
 
 def cpu_priority(quota: Quota, profile) -> int:

@@ -31,6 +31,17 @@ def parse_size(text) -> int:
     return int(match[1]) * UNITS[match[2]]
 
 
+def show_size(size: int) -> str:
+    """A size for people: exact when it is whole MiB (512MiB, 8GiB), else
+    to two decimals (24.03MiB), as measured sizes are."""
+    if size % UNITS["MiB"] == 0:
+        return format_size(size)
+    for unit in ("TiB", "GiB", "MiB", "KiB"):
+        if size >= UNITS[unit]:
+            return f"{size / UNITS[unit]:.2f}{unit}"
+    return f"{size}B"
+
+
 def format_size(size: int) -> str:
     """The shortest exact binary form of a byte count, e.g. 536870912 -> 512MiB."""
     for unit in ("PiB", "TiB", "GiB", "MiB", "KiB"):

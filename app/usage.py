@@ -48,7 +48,7 @@ def member_usage(user: dict) -> MemberUsage:
                  "status": row["status"], "state": state.get("status", "-"),
                  "cpu_seconds": cpu.get(row["lxd_name"], 0.0), "memory": state.get("memory", 0),
                  "memory_limit": row["memory"], "disk": state.get("disk", 0),
-                 "disk_limit": row["disk"]}
+                 "disk_limit": row["disk"], "snapshot_bytes": row["snapshot_bytes"]}
         result.instances.append(entry)
         result.running += entry["state"] == "Running"
         result.cpu_seconds += entry["cpu_seconds"]

@@ -10,7 +10,8 @@ import threading
 import time
 
 from . import (certificates, domains, forwards, ingress, isolation, jobs, leases, members,
-               profile_changes, projects, provisioning, reconcile, records, retention, sessions)
+               profile_changes, projects, provisioning, reconcile, records, retention, sessions,
+               snapshots)
 from .profiles import current_profiles
 from .store import get_db
 
@@ -39,6 +40,7 @@ PASSES = (
     ("NIC filtering", isolation.filter_existing_nics),
     ("bridge guards", lambda _db, settings: isolation.guard_bridge(settings)),
     ("port forwards", forwards.sync),
+    ("snapshot space", snapshots.measure_all),
     ("ingress routes", ingress.sync),
     ("certificates", certificates.refresh),
     ("custom domains", domains.recheck),

@@ -222,3 +222,25 @@ def test_time_slices_are_bounded():
         == "20ms/100ms"
     for slice_ in ("0ms/100ms", "20ms/0ms", "020ms/100ms", "20ms/5000ms", "99999999ms/100ms"):
         assert "p.yaml: limits.cpu_allowance" in errors_of(GOOD.replace("20%", slice_)), slice_
+
+
+@pytest.mark.parametrize("key, value, reason", [
+    ("snapshots.schedule", "every day", "five cron fields"),
+    ("snapshots.schedule", "'* * * *'", "five cron fields"),
+    ("snapshots.expiry", "forever", "amounts with a unit"),
+    ("snapshots.expiry", "1d 2d", "each unit once"),
+    ("snapshots.pattern", "fixed", "contain %d"),
+    ("snapshots.pattern", "'a/b%d'", "letters, digits"),
+    ("snapshots.schedule.stopped", "maybe", "one of true, false"),
+])
+def test_snapshot_keys_are_checked_as_lxd_reads_them(key, value, reason):
+    errors = errors_of(GOOD + f"config:\n  {key}: {value}\n")
+    assert list(errors) == [f"p.yaml: config.{key}"] and reason in errors[f"p.yaml: config.{key}"][0]
+
+
+def test_a_snapshot_schedule_with_expiry_and_pattern_parses():
+    profile = parse_profile("pp", GOOD + "config:\n  snapshots.schedule: '0 3 * * *, @startup'\n"
+                            "  snapshots.expiry: 2w 3d\n  snapshots.pattern: nightly-%d\n"
+                            "  snapshots.schedule.stopped: true\n", "p.yaml")
+    assert profile.config == {"snapshots.schedule": "0 3 * * *, @startup", "snapshots.expiry": "2w 3d",
+                              "snapshots.pattern": "nightly-%d", "snapshots.schedule.stopped": "true"}

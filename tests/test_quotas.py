@@ -14,7 +14,8 @@ def profile(cpu=1, memory=GiB, disk=4 * GiB, processes=100):
 
 def test_half_share_is_half_of_a_full_share():
     full, half = quotas.TIERS["full"], quotas.TIERS["half"]
-    for field in ("instances", "cpu", "memory", "disk", "processes", "forwards", "records", "domains"):
+    for field in ("instances", "cpu", "memory", "disk", "processes", "forwards", "records", "domains",
+                  "snapshots"):
         assert getattr(half, field) * 2 == getattr(full, field)
     assert full.nesting and not half.nesting
 
@@ -53,13 +54,15 @@ def test_half_share_caps_cpu_priority():
 
 def test_usage_table_shows_every_resource():
     used = {"instances": 1, "cpu": 1, "memory": GiB // 2, "disk": 4 * GiB, "processes": 500,
-            "forwards": 3, "records": 5, "domains": 1}
+            "forwards": 3, "records": 5, "domains": 1, "snapshots": 2}
     rows = quotas.usage_table(quotas.TIERS["full"], used)
-    assert [row["resource"] for row in rows] == ["instances", "CPUs", "memory", "root disk",
+    assert [row["resource"] for row in rows] == ["instances", "CPUs", "memory",
+                                                 "disk (root disks and snapshots)",
                                                  "processes", "port forwards", "DNS records",
-                                                 "custom domains"]
+                                                 "custom domains", "manual snapshots"]
     assert rows[5] == {"resource": "port forwards", "used": "3", "allowed": "4", "percent": 75}
     assert rows[6] == {"resource": "DNS records", "used": "5", "allowed": "20", "percent": 25}
     assert rows[7] == {"resource": "custom domains", "used": "1", "allowed": "4", "percent": 25}
+    assert rows[8] == {"resource": "manual snapshots", "used": "2", "allowed": "10", "percent": 20}
     assert rows[0] == {"resource": "instances", "used": "1", "allowed": "4", "percent": 25}
     assert rows[2]["used"] == "512MiB" and rows[2]["allowed"] == "6GiB"

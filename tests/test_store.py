@@ -122,6 +122,7 @@ LANDED = {
     "0016_sites_certificates.sql": "074e901f70f53122",
     "0017_domains.sql": "5acc6547e48fc5e4",
     "0018_api_tokens.sql": "45f86ec03eac1656",
+    "0019_snapshots.sql": "b2fdb25f89139d33",
 }
 
 

@@ -21,6 +21,7 @@ from .instances import (create_instance, create_lock_path, delete_instance, exec
                         instance_configs, instance_devices, instance_states, ipv4_address, push_file,
                         rename_instance, set_config, set_device, set_power, start_instance)
 from .metrics import cpu_seconds, instance_usage
+from .snapshots import delete_snapshot, list_snapshots, restore_snapshot, take_snapshot
 from .projects import (delete_profile, delete_project, ensure_profile, ensure_project,
                        profile_names, project_exists, project_names)
 
@@ -35,6 +36,7 @@ __all__ = [
     "instance_devices", "instance_states", "ipv4_address", "push_file", "rename_instance",
     "set_config", "set_device", "set_power", "start_instance",
     "cpu_seconds", "instance_usage",
+    "delete_snapshot", "list_snapshots", "restore_snapshot", "take_snapshot",
     "delete_profile", "delete_project", "ensure_profile", "ensure_project", "profile_names",
     "project_exists", "project_names",
 ]

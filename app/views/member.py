@@ -11,7 +11,7 @@ from ..statuses import READY
 from ..store import get_db
 from ..profiles import current_profiles
 from ..projects import usable_profiles
-from ..units import format_size
+from ..units import format_size, show_size
 from .guards import login_required
 
 bp = Blueprint("member", __name__)
@@ -20,6 +20,12 @@ bp = Blueprint("member", __name__)
 @bp.app_template_filter("size")
 def size_filter(value):
     return format_size(value) if value is not None else ""
+
+
+@bp.app_template_filter("measured")
+def measured_filter(value):
+    """A measured size (snapshots, disk in use), to two decimals when not whole MiB."""
+    return show_size(value) if value is not None else ""
 
 
 @bp.route("/")
