@@ -181,7 +181,7 @@ def run_worker():
     from .worker import Worker
     worker = Worker(current_app._get_current_object()).start()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: worker.stop())
+        signal.signal(signum, lambda *_: worker.stop(wait_for_passes=False))
     click.echo(f"worker running with {current_app.config['WARREN'].worker_threads} threads")
     worker.wait()
 

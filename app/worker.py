@@ -97,12 +97,15 @@ class Worker:
             thread.start()
         return self
 
-    def stop(self) -> None:
+    def stop(self, wait_for_passes: bool = True) -> None:
         """Finish the jobs in hand and stop (again: nothing happens). After
         STOP_GRACE_SECONDS it stops waiting: a job still running then is
         interrupted when the process exits, and runs again from its last
         step (jobs are written for that: they start by looking at what is
-        already done)."""
+        already done). wait_for_passes=False leaves a periodic pass in
+        progress to the process's exit (the `flask worker` command): passes
+        only repair toward the desired state, and the next start runs them
+        all again."""
         if self._stop.is_set():
             return
         self._stop.set()
@@ -111,10 +114,11 @@ class Worker:
         # A thread still busy after STOP_REPORT_SECONDS shows where it is.
         faulthandler.dump_traceback_later(STOP_REPORT_SECONDS, file=sys.stderr)
         deadline = time.monotonic() + STOP_GRACE_SECONDS
-        for thread in self._threads:
+        waited = [thread for thread in self._threads if wait_for_passes or thread.name != "reconcile"]
+        for thread in waited:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
         faulthandler.cancel_dump_traceback_later()
-        busy = [thread.name for thread in self._threads if thread.is_alive()]
+        busy = [thread.name for thread in waited if thread.is_alive()]
         if busy:
             log.warning("stopping with %s still busy; their jobs run again on the next start",
                         ", ".join(busy))

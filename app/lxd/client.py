@@ -8,6 +8,7 @@ from contextlib import contextmanager
 import pylxd
 import requests
 from pylxd import exceptions as lxd_exceptions
+from urllib3.util.retry import Retry
 
 from ..errors import BackendUnavailable, Conflict, LxdError, NotFound
 
@@ -43,13 +44,23 @@ def connect(socket_path: str, project: str | None = None) -> pylxd.Client:
     return cache[key]
 
 
+# A kept-alive connection the daemon closes just as a request goes out ends
+# in "Remote end closed connection without response": try once more, on a
+# new connection, when nothing can have happened twice (a failed connect, or
+# an idempotent method; never a POST or PATCH that LXD may have acted on).
+RETRY = Retry(total=1, connect=1, read=1, status=0, other=0, redirect=0)
+
+
 def _new_client(socket_path: str, project: str | None) -> pylxd.Client:
     with translated("connecting to LXD"):
         try:
-            return pylxd.Client(endpoint=socket_path, project=project)
+            client = pylxd.Client(endpoint=socket_path, project=project)
         except lxd_exceptions.ClientConnectionFailed as error:
             raise BackendUnavailable(
                 f"LXD is not reachable on {socket_path}: is the daemon running? ({error})") from error
+    for adapter in client.api.session.adapters.values():
+        adapter.max_retries = RETRY
+    return client
 
 
 def server_info(client: pylxd.Client) -> dict:
