@@ -194,24 +194,19 @@ def domain_add(hostname, instance, as_json):
                  as_json)
 
 
-@domain.command("show")
-@click.argument("hostname")
-@json_option
-@fail_on_errors
-def domain_show(hostname, as_json):
-    """One domain, with the record that proves it."""
-    api = client()
-    _show_domain(api.call("show_domain", domain_id=_domain_id(api, hostname)), as_json)
+def _domain_command(name: str, operation: str, doc: str) -> None:
+    @click.argument("hostname")
+    @json_option
+    @fail_on_errors
+    def command(hostname, as_json):
+        api = client()
+        _show_domain(api.call(operation, domain_id=_domain_id(api, hostname)), as_json)
+    command.__name__, command.__doc__ = f"domain_{name}", doc
+    domain.command(name)(command)
 
 
-@domain.command("check")
-@click.argument("hostname")
-@json_option
-@fail_on_errors
-def domain_check(hostname, as_json):
-    """Look for the proof of HOSTNAME now."""
-    api = client()
-    _show_domain(api.call("check_domain", domain_id=_domain_id(api, hostname)), as_json)
+_domain_command("show", "show_domain", "One domain, with the record that proves it.")
+_domain_command("check", "check_domain", "Look for the proof of HOSTNAME now.")
 
 
 @domain.command("mv")
