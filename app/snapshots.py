@@ -196,14 +196,16 @@ def _queue(user: dict, instance: dict, snapshot: dict, action: str) -> None:
     jobs.wake_worker(current_settings())
 
 
-def restore(user: dict, instance_id, name: str, confirmed: bool) -> list[str]:
+def restore(user: dict, instance_id, name: str, confirmed: bool, always_confirm: bool = False) -> list[str]:
     """Queue a restore of one of the member's snapshots; without confirmation,
     refused (naming what would be lost) when the instance runs or newer
-    snapshots exist. The warnings, as shown."""
+    snapshots exist, or in any case with always_confirm (the API: no page
+    showed the warnings before the request). The warnings, as shown."""
     instance, snapshot, warnings, must_confirm = restore_plan(user, instance_id, name)
     _ready(instance, "restore snapshots")
-    if must_confirm and not confirmed:
-        raise ValidationError({"confirm": ["Confirm that you accept this: " + " ".join(warnings[1:])]})
+    if (must_confirm or always_confirm) and not confirmed:
+        unseen = warnings if always_confirm else warnings[1:]  # the page shows the first one
+        raise ValidationError({"confirm": ["Confirm that you accept this: " + " ".join(unseen)]})
     _queue(user, instance, snapshot, "restore")
     return warnings
 

@@ -1,15 +1,25 @@
 """The JSON API (/api/v1) in process: tokens, scopes, errors, pagination,
 idempotent creates, ETag/If-Match, the audit's token name, and the pinned
-OpenAPI document. The live, end-to-end flows are in
+OpenAPI document; port forwards, websites, DNS records and custom domains
+(rows only: no worker runs them here; their own test files run them for
+real), and snapshots taken, restored and deleted on one real busybox
+instance with the worker. The live, end-to-end flows are in
 tests/test_warren_cli.py and tests/test_schemathesis.py."""
 import json
+import time
+import uuid
 from pathlib import Path
 
 import pytest
 
+from app import accounts, dns, lxd, projects
+from app.config import PortRange, Settings
+from app.names import project_name
 from app.store import get_db
+from app.worker import Worker
 from conftest import Auth, make_app
-from support import KEY, api_token, csrf_token
+from live import free_port
+from support import KEY, PASSWORD, api_token, csrf_token, instance_row, run_in, wait_until
 
 PINNED = Path(__file__).resolve().parent.parent / "app" / "views" / "api" / "openapi-v1.json"
 
@@ -217,3 +227,203 @@ def test_tokens_are_made_and_revoked_in_the_web_ui(app, client, make_user):
     token = csrf_token(client.get("/tokens").get_data(as_text=True))
     assert client.post(f"/tokens/{token_id}/revoke", data={"csrf_token": token}).status_code == 303
     assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {secret}"}).status_code == 401
+
+
+PUBLIC = "198.51.100.1"  # a documentation address: rows only, nothing listens on it
+
+
+@pytest.fixture
+def ready(app, alice):
+    """Ids of alice's two ready instances (rows only, no LXD behind them)."""
+    with app.app_context():
+        db = get_db()
+        user = db.execute("SELECT id FROM users WHERE username = 'alice'").fetchone()[0]
+        return [instance_row(db, user, name, "ready", f"10.95.0.{n}", f"{name}.alice.vm.example.test")
+                for n, name in ((5, "web"), (6, "db"))]
+
+
+def changes_via_token(app, action: str) -> list:
+    with app.app_context():
+        return [row["via"] for row in get_db()["audit"].rows_where("action = ?", [action])]
+
+
+def test_forwards_are_listed_added_and_removed_with_every_field_error_at_once(app, client, alice,
+                                                                              ready):
+    app.config["WARREN"] = Settings(app.config["WARREN"], forward_address=PUBLIC,
+                                    forward_ports=PortRange(20000, 20009))
+    url = f"/api/v1/instances/{ready[0]}/forwards"
+    bad = client.post(url, headers=alice, json={"protocol": "icmp", "instance_port": 0,
+                                                "public_port": 80})
+    assert bad.status_code == 422
+    assert set(bad.get_json()["fields"]) == {"protocol", "instance_port", "public_port"}
+    made = client.post(url, headers=alice, json={"instance_port": 6667})
+    assert made.status_code == 201, made.get_json()
+    row = made.get_json()
+    assert (row["protocol"], row["public_port"], row["instance_port"], row["address"]) == \
+        ("tcp", 20000, 6667, PUBLIC)
+    assert [item["id"] for item in client.get(url, headers=alice).get_json()["items"]] == [row["id"]]
+    assert client.get(f"/api/v1/instances/{ready[1]}/forwards", headers=alice).get_json()["items"] == []
+    assert client.delete(f"{url}/{row['id']}", headers=alice).status_code == 200
+    assert client.get(url, headers=alice).get_json()["items"] == []
+    assert client.delete(f"{url}/{row['id']}", headers=alice).status_code == 409  # gone already
+    assert changes_via_token(app, "forward.add") == changes_via_token(app, "forward.remove") != [None]
+
+
+def test_websites_are_published_changed_and_taken_down(app, client, alice, ready):
+    app.config["WARREN"] = Settings(app.config["WARREN"], ingress_address=PUBLIC)
+    url = f"/api/v1/instances/{ready[0]}/site"
+    assert client.get(url, headers=alice).status_code == 404  # not published
+    bad = client.put(url, headers=alice, json={"mode": "proxy", "port": 70000})
+    assert bad.status_code == 422 and set(bad.get_json()["fields"]) == {"mode", "port"}
+    site = client.put(url, headers=alice, json={"port": 8080}).get_json()
+    assert (site["mode"], site["port"], site["url"]) == \
+        ("terminate", 8080, "https://web.alice.vm.example.test/")
+    changed = client.put(url, headers=alice, json={"mode": "passthrough"}).get_json()
+    assert (changed["mode"], changed["port"], changed["certificate"]) == ("passthrough", 443, None)
+    assert client.get(url, headers=alice).get_json()["mode"] == "passthrough"
+    assert client.delete(url, headers=alice).status_code == 200
+    assert client.get(url, headers=alice).status_code == 404
+    assert client.delete(url, headers=alice).status_code == 409
+
+
+def test_dns_records_are_listed_added_and_removed_with_every_field_error_at_once(app, client,
+                                                                                 alice):
+    bad = client.post("/api/v1/records", headers=alice,
+                      json={"name": "no spaces", "rtype": "A", "value": "192.0.2.1", "ttl": 5})
+    assert bad.status_code == 422 and set(bad.get_json()["fields"]) == {"name", "rtype", "ttl"}
+    made = client.post("/api/v1/records", headers=alice,
+                       json={"name": "blog", "rtype": "cname", "value": "web.example.org"})
+    assert made.status_code == 201, made.get_json()
+    row = made.get_json()
+    assert (row["fqdn"], row["rtype"], row["value"]) == \
+        (f"blog.alice.{app.config['WARREN'].dns_zone}", "CNAME", "web.example.org.")
+    assert [item["id"] for item in client.get("/api/v1/records", headers=alice).get_json()["items"]] \
+        == [row["id"]]
+    assert client.delete(f"/api/v1/records/{row['id']}", headers=alice).status_code == 200
+    assert client.delete(f"/api/v1/records/{row['id']}", headers=alice).status_code == 404
+    assert changes_via_token(app, "dns.record.add") != [None]
+
+
+def test_custom_domains_show_their_proof_move_and_go(app, client, alice, ready):
+    # Nothing answers on this local port: the first look finds no proof (and
+    # no lookup leaves the machine).
+    app.config["WARREN"] = Settings(app.config["WARREN"], public_resolvers=(f"127.0.0.1:{free_port()}",),
+                                    domain_lookup_seconds=1)
+    bad = client.post("/api/v1/domains", headers=alice, json={"hostname": "web.alice.vm.example.test",
+                                                              "instance": 999})
+    assert bad.status_code == 422 and set(bad.get_json()["fields"]) == {"hostname", "instance"}
+    made = client.post("/api/v1/domains", headers=alice,
+                       json={"hostname": "WWW.Example.org", "instance": ready[0]})
+    assert made.status_code == 201, made.get_json()
+    domain = made.get_json()
+    assert (domain["hostname"], domain["state"], domain["instance_name"]) == \
+        ("www.example.org", "pending", "web")
+    assert domain["txt_line"].startswith("_warren-challenge.www.example.org. 300 IN TXT")
+    assert domain["cname_line"] == "www.example.org. 300 IN CNAME web.alice.vm.example.test."
+    url = f"/api/v1/domains/{domain['id']}"
+    assert client.get(url, headers=alice).get_json()["txt_value"] == domain["txt_value"]
+    assert client.post(f"{url}/check", headers=alice).status_code == 409  # looked at just now
+    moved = client.post(f"{url}/move", headers=alice, json={"instance": ready[1]})
+    assert moved.status_code == 200 and moved.get_json()["instance_name"] == "db"
+    assert [row["hostname"] for row in client.get("/api/v1/domains", headers=alice)
+            .get_json()["items"]] == ["www.example.org"]
+    assert client.delete(url, headers=alice).status_code == 200
+    assert client.get(url, headers=alice).status_code == 404
+
+
+class Snapshotting:
+    """The module's Warren with its worker, and one member's ready busybox instance."""
+
+
+@pytest.fixture(scope="module")
+def snapshotting(tmp_path_factory, settings, busybox_image):
+    folder = tmp_path_factory.mktemp("api-snapshots")
+    env = Snapshotting()
+    env.app = make_app(folder)
+    env.client, env.username = env.app.test_client(), f"a{uuid.uuid4().hex[:8]}"
+    with env.app.app_context():
+        accounts.create_user(env.username, PASSWORD)
+    env.headers = api_token(env.app, env.username)
+    worker = Worker(env.app).start()
+    try:
+        made = env.client.post("/api/v1/instances", headers=env.headers, json={
+            "name": "web", "profile": "small", "image": "busybox", "keys": KEY})
+        assert made.status_code == 202, made.get_json()
+        env.id, progress = made.get_json()["id"], made.get_json()["progress_url"]
+        seen = {}
+
+        def settled():
+            seen.update(env.client.get(progress, headers=env.headers).get_json())
+            return seen["status"] in ("ready", "failed")
+        wait_until(settled, timeout=180, message="web settled")  # (LXD creates one at a time)
+        assert seen["status"] == "ready", seen
+        with env.app.app_context():
+            env.lxd_name = get_db()["instances"].get(env.id)["lxd_name"]
+        yield env
+    finally:
+        worker.stop()
+        with env.app.app_context():
+            for row in get_db()["instances"].rows:
+                dns.remove_name(dns.zone_from_settings(settings), row["fqdn"],
+                                projects.dns_owner(env.username))
+        lxd.delete_project(settings.lxd_socket, project_name(env.username))
+        projects.forget_applied(project_name(env.username))
+
+
+def settle(env, url: str) -> dict | None:
+    """The snapshot at url once Warren has done what was asked of it (None: gone)."""
+    answer = {}
+
+    def done():
+        response = env.client.get(url, headers=env.headers)
+        answer["row"] = response.get_json() if response.status_code == 200 else None
+        return response.status_code == 404 or answer["row"]["action"] is None
+    wait_until(done, timeout=60, message=f"{url} settled")
+    return answer["row"]
+
+
+@pytest.mark.slow
+def test_snapshots_are_taken_restored_only_when_confirmed_and_deleted(snapshotting, settings):
+    env = snapshotting
+    base = f"/api/v1/instances/{env.id}/snapshots"
+    instance = lxd.get_instance(lxd.connect(settings.lxd_socket, project=project_name(env.username)),
+                                env.lxd_name)
+    run_in(instance, "sh", "-c", "echo kept > /root/precious && sync")
+    taken = env.client.post(base, headers=env.headers, json={"name": "before"})
+    assert taken.status_code == 202 and taken.headers["Location"] == taken.get_json()["url"]
+    assert settle(env, taken.get_json()["url"])["manual"] is True
+    run_in(instance, "rm", "/root/precious")
+    automatic = env.client.post(base, headers=env.headers, json={}).get_json()
+    assert automatic["name"].startswith("snap-")
+    settle(env, automatic["url"])
+    bad = env.client.post(base, headers=env.headers, json={"name": "before"})
+    assert bad.status_code == 422 and "already" in bad.get_json()["fields"]["name"][0]
+    first = env.client.get(f"{base}?per_page=1", headers=env.headers).get_json()
+    second = env.client.get(first["next"], headers=env.headers).get_json()
+    assert [row["name"] for row in first["items"] + second["items"]] == ["before", automatic["name"]]
+
+    warnings = env.client.get(f"{base}/before", headers=env.headers).get_json()["restore_warnings"]
+    assert "is running: it is shut down" in warnings[1] and automatic["name"] in warnings[2]
+    refused = env.client.post(f"{base}/before/restore", headers=env.headers, json={})
+    assert refused.status_code == 422
+    said = refused.get_json()["fields"]["confirm"][0]
+    assert all(warning in said for warning in warnings)  # what the web page says, all of it
+    started = time.monotonic()
+    restoring = env.client.post(f"{base}/before/restore", headers=env.headers, json={"confirm": True})
+    assert restoring.status_code == 202 and restoring.get_json()["warnings"] == warnings
+    settle(env, restoring.get_json()["url"])
+    print(f"restore of a running busybox through the API: {time.monotonic() - started:.1f} s")
+    instance = lxd.get_instance(lxd.connect(settings.lxd_socket, project=project_name(env.username)),
+                                env.lxd_name)
+    assert instance.status == "Running" and run_in(instance, "cat", "/root/precious") == "kept"
+
+    for name in ("before", automatic["name"]):
+        deleting = env.client.delete(f"{base}/{name}", headers=env.headers)
+        assert deleting.status_code == 202
+        assert settle(env, deleting.get_json()["url"]) is None
+    assert env.client.get(base, headers=env.headers).get_json()["items"] == []
+    with env.app.app_context():
+        actions = [(row["action"], bool(row["via"])) for row in get_db()["audit"].rows_where(
+            "action LIKE 'snapshot.%' AND result = 'ok'", order_by="id")]
+    assert actions == [("snapshot.take", True)] * 2 + [("snapshot.restore", True)] + \
+        [("snapshot.delete", True)] * 2

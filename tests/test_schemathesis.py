@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from live import REPO, LiveWarren
+from live import REPO, LiveWarren, free_port
 
 pytestmark = [pytest.mark.slow]
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
@@ -22,7 +22,9 @@ def live(tmp_path_factory):
     shutil.copytree(REPO / "profiles", folder / "profiles")
     warren = LiveWarren(folder, workers=2, worker=False)
     warren.env.update(WARREN_PROFILES_DIR=str(folder / "profiles"),
-                      WARREN_API_RATE_PER_MINUTE="1000000")
+                      WARREN_API_RATE_PER_MINUTE="1000000",
+                      # a domain's proof is looked up only here, where nothing answers
+                      WARREN_PUBLIC_RESOLVERS=f"127.0.0.1:{free_port()}")
     warren.start()
     warren.add_member("member1")
     warren.add_member("boss1", role="admin")

@@ -34,6 +34,7 @@ PLACEHOLDERS = {"username": "bob", "name": "small", "token": "no-such-invitation
 BOBS_KEY = 900  # an id no other placeholder uses
 BOBS_DOMAIN = 901
 BOBS_TOKEN = 902
+BOBS_RECORD = 903
 API = "/api/v1/"
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
 
@@ -73,6 +74,8 @@ def two_members(app, client, make_user):
         db["domains"].insert({"id": BOBS_DOMAIN, "hostname": "www.bob.example", "user_id": bob,
                               "instance_id": bob_instance, "token": "t", "created_at": now(),
                               "next_check_at": "9999"})
+        db["dns_records"].insert({"id": BOBS_RECORD, "user_id": bob, "fqdn": "blog.bob.vm.example.test",
+                                  "rtype": "TXT", "value": '"bob"', "ttl": 300, "created_at": now()})
         db["api_tokens"].insert({"id": BOBS_TOKEN, "user_id": bob, "name": "bobs", "token_hash": "x",
                                  "prefix": "wrn_x", "scope": "member", "created_at": now(),
                                  "expires_at": "9999"})
@@ -172,18 +175,24 @@ def test_every_api_route_with_another_members_id_is_404(app, client, two_members
     headers = api_token(app, "alice")
     checked = 0
     for method in ("GET",) + WRITES:
-        for url in urls(app, method, {"instance_id": two_members, "key_id": BOBS_KEY,
-                                      "token_id": BOBS_TOKEN}):
-            if not url.startswith(API) or not {str(two_members), str(BOBS_KEY), str(BOBS_TOKEN)} \
+        bobs = {"instance_id": two_members, "key_id": BOBS_KEY, "token_id": BOBS_TOKEN,
+                "record_id": BOBS_RECORD, "domain_id": BOBS_DOMAIN}
+        for url in urls(app, method, bobs):
+            if not url.startswith(API) or not {str(value) for value in bobs.values()} \
                     & set(url.split("/")):
                 continue
             response = client.open(url, method=method, json={}, headers=headers)
             assert response.status_code == 404, (method, url, response.get_json())
             checked += 1
-    assert checked >= 9  # show, delete, progress, three powers, renew, a key, a token
+    # show, delete, progress, three powers, renew, a key, a token; snapshots (list, take, show,
+    # restore, delete), forwards (list, add, remove), the site (show, publish, unpublish), a
+    # record, a domain (show, check, move, remove)
+    assert checked >= 26
     with app.app_context():
         db = get_db()
         assert db["ssh_keys"].count_where("id = ?", [BOBS_KEY]) == 1
+        assert db["dns_records"].count_where("id = ?", [BOBS_RECORD]) == 1
+        assert db["domains"].get(BOBS_DOMAIN)["instance_id"] == two_members
         assert db["api_tokens"].get(BOBS_TOKEN)["revoked_at"] is None
         assert db["jobs"].count == 0
         assert db["instances"].get(two_members)["status"] == "ready"

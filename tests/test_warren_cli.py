@@ -1,6 +1,8 @@
 """The `warren` command-line client (cli/) end to end, as a user runs it,
 against Warren as bin/up runs it (gunicorn, the worker, real LXD and
-named): login, create --wait, ls --json, ssh's route, stop, a refused
+named): login, create --wait, ls --json, ssh's route, stop, snapshots
+(take, ls, a restore that asks first, rm), DNS records, a custom domain and
+its proof, forwards and websites refused while they are off, a refused
 request's exit code and field errors, usage, rm --wait, and admin member
 work. One busybox instance for the module. Also: every operation the
 client uses exists in the pinned OpenAPI document."""
@@ -9,6 +11,7 @@ import os
 import shutil
 import stat
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -16,7 +19,7 @@ import pytest
 
 from app import lxd
 from app.names import project_name
-from live import REPO, LiveWarren
+from live import REPO, LiveWarren, free_port
 from support import KEY, open_jobs, remove_names, wait_until
 
 WARREN = REPO / ".venv" / "bin" / "warren"
@@ -38,7 +41,9 @@ def live(tmp_path_factory, settings, zone):
     folder = tmp_path_factory.mktemp("warren-cli")
     shutil.copytree(REPO / "profiles", folder / "profiles")
     warren = LiveWarren(folder, workers=2)
-    warren.env.update(WARREN_PROFILES_DIR=str(folder / "profiles"))
+    # Nothing answers on that port: a domain's proof is never found, and no lookup leaves the machine.
+    warren.env.update(WARREN_PROFILES_DIR=str(folder / "profiles"),
+                      WARREN_PUBLIC_RESOLVERS=f"127.0.0.1:{free_port()}", WARREN_DOMAIN_LOOKUP_SECONDS="1")
     warren.member = f"c{uuid.uuid4().hex[:8]}"
     warren.start()
     warren.add_member(warren.member)
@@ -88,6 +93,9 @@ def test_create_wait_then_ls_shows_it_ready_and_the_rest_of_an_instances_life(
                 "--key", str(key))
     assert again.returncode == 5 and f"name: You already have an instance named {name}" in again.stderr
     assert run(member_home, "stop", name).returncode == 0
+    started = time.monotonic()
+    snapshots_records_and_domains(member_home, name)
+    print(f"snapshot, record, domain, forward and site commands: {time.monotonic() - started:.1f} s")
     usage = json.loads(run(member_home, "usage", "--json").stdout)
     assert usage["used"]["instances"] == 1
     assert run(member_home, "status", "nope").returncode == 4
@@ -121,3 +129,35 @@ def test_admin_member_commands_and_exit_codes(live, member_home, tmp_path):
     made = json.loads(run(admin_home, "token", "create", "ci", "--scope", "read", "--json").stdout)
     assert made["token"].startswith("wrn_")
     assert run(admin_home, "token", "revoke", str(made["id"])).returncode == 0
+
+
+def snapshots_records_and_domains(home: Path, name: str) -> None:
+    """The commands around an instance, on the (stopped) instance name."""
+    took = run(home, "snapshot", "take", name, "first", "--wait")
+    assert took.returncode == 0 and "Snapshot first taken." in took.stdout, took.stderr
+    assert [row["name"] for row in json.loads(run(home, "snapshot", "ls", name, "--json").stdout)] \
+        == ["first"]
+    asked = run(home, "snapshot", "restore", name, "first", stdin="n\n")
+    assert asked.returncode == 1 and "Everything written to" in asked.stdout  # it said, we declined
+    restored = run(home, "snapshot", "restore", name, "first", "--yes", "--wait")
+    assert restored.returncode == 0 and "Restored to snapshot first." in restored.stdout, restored.stderr
+    assert run(home, "snapshot", "rm", name, "first", "--wait").returncode == 0
+    assert run(home, "snapshot", "rm", name, "first").returncode == 4
+
+    made = run(home, "record", "add", "blog", "cname", "web.example.org", "--json")
+    assert made.returncode == 0, made.stderr
+    assert "blog." in run(home, "record", "ls").stdout
+    bad = run(home, "record", "add", "no spaces", "A", "x", "--ttl", "5")
+    assert bad.returncode == 5 and all(f"{field}:" in bad.stderr for field in ("name", "rtype", "ttl"))
+    assert run(home, "record", "rm", str(json.loads(made.stdout)["id"])).returncode == 0
+
+    added = run(home, "domain", "add", "www.example.org", name)
+    assert added.returncode == 0 and "_warren-challenge.www.example.org. 300 IN TXT" in added.stdout
+    assert "pending" in run(home, "domain", "ls").stdout
+    assert run(home, "domain", "show", "www.example.org", "--json").returncode == 0
+    assert run(home, "domain", "rm", "www.example.org").returncode == 0
+    assert run(home, "domain", "show", "www.example.org").returncode == 4
+
+    off = run(home, "forward", "add", name, "6667")
+    assert off.returncode == 6 and "Port forwards are off" in off.stderr
+    assert run(home, "site", "publish", name).returncode == 6  # no public address here either

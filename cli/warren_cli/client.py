@@ -3,6 +3,7 @@ them (method, path template); Warren's tests check each against the pinned
 OpenAPI document, so the client and the server cannot drift apart."""
 import os
 import time
+from urllib.parse import quote
 
 import requests
 
@@ -32,6 +33,26 @@ OPERATIONS = {
     "disable_member": ("POST", "/admin/members/{username}/disable"),
     "enable_member": ("POST", "/admin/members/{username}/enable"),
     "invite": ("POST", "/admin/invitations"),
+    "list_snapshots": ("GET", "/instances/{instance_id}/snapshots"),
+    "take_snapshot": ("POST", "/instances/{instance_id}/snapshots"),
+    "show_snapshot": ("GET", "/instances/{instance_id}/snapshots/{snapshot}"),
+    "delete_snapshot": ("DELETE", "/instances/{instance_id}/snapshots/{snapshot}"),
+    "restore_snapshot": ("POST", "/instances/{instance_id}/snapshots/{snapshot}/restore"),
+    "list_forwards": ("GET", "/instances/{instance_id}/forwards"),
+    "add_forward": ("POST", "/instances/{instance_id}/forwards"),
+    "remove_forward": ("DELETE", "/instances/{instance_id}/forwards/{forward_id}"),
+    "show_site": ("GET", "/instances/{instance_id}/site"),
+    "publish_site": ("PUT", "/instances/{instance_id}/site"),
+    "unpublish_site": ("DELETE", "/instances/{instance_id}/site"),
+    "list_records": ("GET", "/records"),
+    "add_record": ("POST", "/records"),
+    "remove_record": ("DELETE", "/records/{record_id}"),
+    "list_domains": ("GET", "/domains"),
+    "add_domain": ("POST", "/domains"),
+    "show_domain": ("GET", "/domains/{domain_id}"),
+    "remove_domain": ("DELETE", "/domains/{domain_id}"),
+    "check_domain": ("POST", "/domains/{domain_id}/check"),
+    "move_domain": ("POST", "/domains/{domain_id}/move"),
 }
 
 
@@ -58,6 +79,7 @@ class Client:
 
     def call(self, operation: str, *, json=None, params=None, headers=None, **path) -> dict | None:
         method, template = OPERATIONS[operation]
+        path = {key: quote(str(value), safe="") for key, value in path.items()}  # a name is one segment
         try:
             response = self.session.request(method, self.url + VERSION + template.format(**path),
                                             json=json, params=params, headers=headers,
@@ -88,20 +110,26 @@ class Client:
                 return row
         raise ApiError(404, f"You have no instance named {name}.")
 
-    def wait(self, instance_id: int, until, on_progress=None, timeout: float = 600) -> dict | None:
-        """Poll the progress until until(progress) holds (None once it is gone)."""
+    def poll(self, operation: str, until, on_answer=None, timeout: float = 600,
+             **path) -> dict | None:
+        """Ask again until until(answer) holds; None once the thing is gone (404)."""
         deadline = time.monotonic() + timeout
         while True:
             try:
-                progress = self.call("progress", instance_id=instance_id)
+                answer = self.call(operation, **path)
             except ApiError as error:
                 if error.status == 404:
                     return None
                 raise
-            if on_progress:
-                on_progress(progress)
-            if until(progress):
-                return progress
+            if on_answer:
+                on_answer(answer)
+            if until(answer):
+                return answer
             if time.monotonic() > deadline:
-                raise ApiError(504, f"still {progress['status']} after {timeout:.0f} s")
+                raise ApiError(504, f"still {answer.get('status') or answer.get('action')} "
+                                    f"after {timeout:.0f} s")
             time.sleep(0.5)
+
+    def wait(self, instance_id: int, until, on_progress=None, timeout: float = 600) -> dict | None:
+        """Poll the progress until until(progress) holds (None once it is gone)."""
+        return self.poll("progress", until, on_progress, timeout, instance_id=instance_id)

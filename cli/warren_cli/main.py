@@ -9,9 +9,8 @@ Exit codes (also in `warren --help`):
   5  invalid input (422; every field error is printed)
   6  conflict: a clash with the current state, a quota, a stale version (409/412)
   7  Warren could not be reached, or failed (5xx), or a rate limit (429)
-  8  the instance failed while --wait followed it
+  8  the instance, or a snapshot's take, restore or deletion, failed while --wait followed it
 """
-import json
 import os
 import shutil
 import sys
@@ -19,92 +18,20 @@ from pathlib import Path
 
 import click
 
-from . import config
-from .client import ApiError, Client, Unreachable
+from . import config, publishing, snapshots
+from .client import Client
+from .common import Failed, client, fail_on_errors, json_option, show, table
 
 EXIT_CODES = __doc__.split("Exit codes (also in `warren --help`):\n", 1)[1]
 STEPS = ("queued", "creating", "starting", "publishing", "ready")
 SETTLED = ("ready", "failed", "delete-failed", "denied", "awaiting-approval")
 
 
-def exit_code(status: int) -> int:
-    if status in (401, 403):
-        return 3
-    if status == 404:
-        return 4
-    if status == 422:
-        return 5
-    if status in (409, 412, 428):
-        return 6
-    if status >= 500 or status == 429:
-        return 7
-    return 1
-
-
-class Failed(click.ClickException):
-    """An error with its own exit code."""
-
-    def __init__(self, message: str, code: int):
-        super().__init__(message)
-        self.exit_code = code
-
-
-def fail_on_errors(function):
-    """Turn API errors into readable messages and the documented exit codes."""
-    def wrapped(*args, **kwargs):
-        try:
-            return function(*args, **kwargs)
-        except ApiError as error:
-            lines = [f"{error.message} (HTTP {error.status})"]
-            lines += [f"  {field}: {message}" for field, messages in error.fields.items()
-                      for message in messages]
-            raise Failed("\n".join(lines), exit_code(error.status)) from None
-        except Unreachable as error:
-            raise Failed(str(error), 7) from None
-    wrapped.__name__, wrapped.__doc__ = function.__name__, function.__doc__
-    return wrapped
-
-
-def client() -> Client:
-    url, token = os.environ.get("WARREN_URL"), os.environ.get("WARREN_TOKEN")
-    stored = config.load() or {}
-    url, token = url or stored.get("url"), token or stored.get("token")
-    if not url or not token:
-        raise Failed("Not logged in: run `warren login URL` (or set WARREN_URL and WARREN_TOKEN).", 3)
-    return Client(url, token)
-
-
-def table(rows: list[dict], columns: list[str]) -> None:
-    """Aligned columns for people."""
-    if not rows:
-        click.echo("(none)")
-        return
-    cells = [[("" if row.get(column) is None else str(row.get(column))) for column in columns]
-             for row in rows]
-    widths = [max(len(column), *(len(line[n]) for line in cells)) for n, column in enumerate(columns)]
-    click.echo("  ".join(column.upper().ljust(widths[n]) for n, column in enumerate(columns)).rstrip())
-    for line in cells:
-        click.echo("  ".join(cell.ljust(widths[n]) for n, cell in enumerate(line)).rstrip())
-
-
-def show(data, as_json: bool, columns: list[str] | None = None) -> None:
-    if as_json:
-        click.echo(json.dumps(data, indent=2, sort_keys=True))
-    elif isinstance(data, list):
-        table(data, columns)
-    else:
-        for key in columns or sorted(data):
-            value = data.get(key)
-            click.echo(f"{key}: {'' if value is None else value}")
-
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-
-
 @click.group(epilog="Exit codes:\n\n\b\n" + EXIT_CODES)
 @click.version_option("1.0.0", prog_name="warren")
 def cli():
-    """Warren from a shell: your instances, keys, usage, tokens; members for admins."""
+    """Warren from a shell: your instances, their snapshots, forwards, websites, DNS records and
+    domains, usage, tokens; members for admins."""
 
 
 @cli.command()
@@ -419,6 +346,11 @@ def member_remove(username, yes):
 def member_invite(role, tier, hours):
     """Print a one-time sign-up link."""
     click.echo(client().call("invite", json={"role": role, "tier": tier, "hours": hours})["url"])
+
+
+for _group in (snapshots.snapshot, publishing.forward, publishing.site, publishing.record,
+               publishing.domain):
+    cli.add_command(_group)
 
 
 def main():
