@@ -121,6 +121,8 @@ LANDED = {
     "0015_member_dns_records.sql": "fafc643e06affc18",
     "0016_sites_certificates.sql": "074e901f70f53122",
     "0017_domains.sql": "5acc6547e48fc5e4",
+    "0018_placeholder.sql": "c86576faf640084c",
+    "0019_placeholder.sql": "f0323d948851d908",
 }
 
 

@@ -1,0 +1,2 @@
+-- Placeholder: the real migration 0019 arrives with another branch.
+SELECT 1;
