@@ -123,6 +123,7 @@ LANDED = {
     "0017_domains.sql": "5acc6547e48fc5e4",
     "0018_placeholder.sql": "c86576faf640084c",
     "0019_placeholder.sql": "f0323d948851d908",
+    "0020_backups.sql": "f8ac799020e8403b",
 }
 
 

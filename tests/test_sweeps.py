@@ -29,7 +29,8 @@ def instance_row(app, username):
 
 
 PLACEHOLDERS = {"username": "bob", "name": "small", "token": "no-such-invitation", "approval_id": 1,
-                "key_id": 1, "forward_id": 1, "record_id": 1, "acme_key_id": 1, "domain_id": 1}
+                "key_id": 1, "forward_id": 1, "record_id": 1, "acme_key_id": 1, "domain_id": 1,
+                "backup_id": 1}
 BOBS_KEY = 900  # an id no other placeholder uses
 BOBS_DOMAIN = 901
 
