@@ -16,9 +16,10 @@ import os
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 from .errors import Conflict, WarrenError
+from .units import approximate_size
 
 TEMP_PREFIX = ".tmp-"
 SUM_SUFFIX = ".sha256"
@@ -50,8 +51,8 @@ def _fsync_dir(path: Path) -> None:
 def disk_full_message(root: str) -> str:
     """What the admin reads when the backup disk is full."""
     usage = shutil.disk_usage(root)
-    return (f"the backup disk is full: {usage.free // (1024 * 1024)} MiB free of "
-            f"{usage.total // (1024 * 1024)} MiB in {root}; older backups are kept. Free some "
+    return (f"the backup disk is full: {approximate_size(usage.free)} free of "
+            f"{approximate_size(usage.total)} in {root}; older backups are kept. Free some "
             "room or give WARREN_BACKUP_DIR a larger disk.")
 
 
@@ -168,9 +169,3 @@ def complete_files(root: str, folder: str) -> list[str]:
     return sorted(path.name for path in base.iterdir()
                   if not path.name.startswith(TEMP_PREFIX) and not path.name.endswith(SUM_SUFFIX)
                   and Path(str(path) + SUM_SUFFIX).exists())
-
-
-def iter_file(path: Path) -> Iterator[bytes]:
-    """A file's content in chunks."""
-    with open(path, "rb") as handle:
-        yield from iter(lambda: handle.read(CHUNK), b"")

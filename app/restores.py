@@ -167,7 +167,8 @@ def bring_back(db, settings, instance: dict, backup: dict) -> None:
     if found is not None:
         lxd.delete_instance(client, instance["lxd_name"])
     with open(path, "rb") as tarball:
-        lxd.import_backup(client, tarball, settings.lxd_storage_pool, instance["lxd_name"])
+        lxd.import_backup(client, tarball, settings.lxd_storage_pool, instance["lxd_name"],
+                          lock_path=lxd.create_lock_path(settings.lxd_socket))
     lxd.set_device(client, instance["lxd_name"], "eth0",
                    nic_device(settings.lxd_network, instance["ipv4"],
                               addresses.ipv6_of(instance, settings)))

@@ -15,6 +15,7 @@ import pylxd
 from pylxd import exceptions as lxd_exceptions
 
 from .client import translated
+from .instances import _host_lock
 
 # Pools whose driver LXD can back up in its own format (btrfs send streams,
 # zfs send): faster to make and to import than a tarball of every file.
@@ -71,10 +72,13 @@ def delete_backup(client: pylxd.Client, instance: str, backup: str) -> None:
             pass
 
 
-def import_backup(client: pylxd.Client, tarball: BinaryIO, pool: str, name: str) -> None:
+def import_backup(client: pylxd.Client, tarball: BinaryIO, pool: str, name: str, *,
+                  lock_path: str | None = None) -> None:
     """Create the instance `name` (stopped) in the client's project from a
-    backup tarball, on the pool."""
-    with translated(f"importing instance {name} from a backup"):
+    backup tarball, on the pool. LXD hands out its isolated id map during
+    the import, so imports take the host's creation lock as creations do
+    (see create_instance)."""
+    with _host_lock(lock_path), translated(f"importing instance {name} from a backup"):
         _wait(client, client.api.instances.post(
             data=tarball, headers={"Content-Type": "application/octet-stream",
                                    "X-LXD-pool": pool, "X-LXD-name": name}))
