@@ -109,8 +109,11 @@ def back_up(settings) -> Path:
         for name, (base, relative) in _sources(settings).items():
             path = temp / name
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            stat = (base / relative).stat()
-            shutil.copyfile(base / relative, path)
+            try:
+                stat = (base / relative).stat()
+                shutil.copyfile(base / relative, path)
+            except FileNotFoundError:
+                continue  # gone since it was listed (a file named or a proxy replaced)
             files[name] = {"mode": stat.st_mode & 0o7777, "owner": list(_owner(stat))}
         (temp / "settings.env").write_text(shell_exports(settings) + "\n")
         files["settings.env"] = {"mode": 0o600, "owner": ["root", "root"]}

@@ -29,6 +29,10 @@ class Drill:
         self.root, self.data, self.backups = root, root / "data", root / "backups"
         self.warren = LiveWarren(root, workers=1)
         self.warren.env.pop("WARREN_SECRET_KEY")
+        for key, value in list(self.warren.env.items()):  # the test run's dns_dir, ssh_dir, ...
+            if key.startswith("WARREN_") and value.startswith(settings.data_dir) \
+                    and key != "WARREN_IMAGE_CACHE":
+                del self.warren.env[key]
         self.warren.env.update(
             WARREN_DATA_DIR=str(self.data), WARREN_DATABASE=str(self.data / "warren.sqlite3"),
             WARREN_WORKER_SOCKET=str(self.data / "worker.sock"), WARREN_LOG_DIR=str(root / "logs"),
@@ -43,8 +47,9 @@ class Drill:
         (self.data / "secret-key").write_text(uuid.uuid4().hex * 2 + "\n")
 
     def named(self, action: str) -> None:
-        subprocess.run([str(REPO / "dns" / "named.sh"), action], env=self.warren.env, check=True,
-                       capture_output=True, text=True)
+        result = subprocess.run([str(REPO / "dns" / "named.sh"), action], env=self.warren.env,
+                                capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
 
     def start(self) -> None:
         self.named("start")

@@ -22,10 +22,11 @@ def sync_zone(settings) -> str | None:
 
 
 def state_files(settings) -> list[Path]:
-    """The files of named's state, relative to the DNS directory."""
+    """The files of named's state, relative to the DNS directory (not
+    named's own temporary files, tmp-*, which come and go)."""
     folder = Path(settings.dns_dir)
     if not folder.is_dir():
         return []
     return sorted(path.relative_to(folder) for path in folder.rglob("*")
                   if path.is_file() and path.name not in TRANSIENT
-                  and not path.name.endswith(".tmp"))
+                  and not path.name.endswith(".tmp") and not path.name.startswith("tmp-"))
