@@ -69,8 +69,10 @@ def main() -> None:
     settings = load_settings()
     work = Path(tempfile.mkdtemp(prefix="bench-backup-", dir=settings.data_dir))
     warren = LiveWarren(work, workers=2)
+    # Passes at start only: the reconcile pass would take the baseline's
+    # delete + import for a vanished instance and restore it itself.
     warren.env.update(WARREN_BACKUP_DIR=str(work / "backups"), WARREN_BACKUP_INTERVAL_HOURS="0",
-                      WARREN_BACKUP_COMPRESSION=options.compression)
+                      WARREN_BACKUP_COMPRESSION=options.compression, WARREN_RECONCILE_SECONDS="86400")
     member = f"bb{uuid.uuid4().hex[:8]}"
     project = project_name(member)
     warren.add_member(member)
