@@ -104,25 +104,21 @@ def run(db, instance: dict, backup_id: int) -> None:
     optimized = lxd.pool_driver(lxd.connect(settings.lxd_socket),
                                 settings.lxd_storage_pool) in lxd.OPTIMIZED_DRIVERS
     name = f"warren-{backup_id}"
-    lxd.create_backup(client, instance["lxd_name"], name, optimized=optimized,
-                      compression=settings.backup_compression)
+    with jobs.lease_held(settings.database, jobs.current.get()):
+        lxd.create_backup(client, instance["lxd_name"], name, optimized=optimized,
+                          compression=settings.backup_compression)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     relative = f"{folder}/{stamp}-{backup_id}{EXTENSIONS[settings.backup_compression]}"
-    job = jobs.current.get()
-    written = {"bytes": 0, "renewed": 0}
 
     def fill(write):
         def counted(chunk):
             write(chunk)
-            written["bytes"] += len(chunk)
             checkpoint("mid-backup")
-            if job and written["bytes"] - written["renewed"] >= 256 * 1024 * 1024:
-                jobs.extend_lease(db, job["id"])  # a large instance outlasts one lease
-                written["renewed"] = written["bytes"]
         lxd.export_backup(client, instance["lxd_name"], name, counted)
 
     try:
-        size, checksum = backup_files.write_backup(settings.backup_dir, relative, fill)
+        with jobs.lease_held(settings.database, jobs.current.get()):
+            size, checksum = backup_files.write_backup(settings.backup_dir, relative, fill)
     finally:
         lxd.delete_backup(client, instance["lxd_name"], name)
     with transaction(db):

@@ -15,6 +15,8 @@ up another member's request by more than the job in hand per thread.
 """
 import os
 import socket
+import threading
+from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime, timedelta, timezone
 
@@ -135,6 +137,34 @@ def extend_lease(db, job_id: int) -> None:
     until = (datetime.now(timezone.utc) + LEASE).isoformat(timespec="seconds")
     db.execute("UPDATE jobs SET claimed_until = ? WHERE id = ? AND state = 'running'",
                [until, job_id])
+
+
+@contextmanager
+def lease_held(database: str, job: dict | None):
+    """Keep renewing the current job's lease while the block runs (a backup
+    or an import of a large instance outlasts one LEASE; without this,
+    another thread would take the job up again meanwhile). Its own
+    connection: the block's is busy in the block's thread."""
+    if job is None:
+        yield
+        return
+    from .store import connect
+    done = threading.Event()
+
+    def renew():
+        db = connect(database)
+        try:
+            while not done.wait(LEASE.total_seconds() / 3):
+                extend_lease(db, job["id"])
+        finally:
+            db.conn.close()
+    thread = threading.Thread(target=renew, name=f"lease-{job['id']}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 def worker_id() -> str:

@@ -154,7 +154,8 @@ def bring_back(db, settings, instance: dict, backup: dict) -> None:
     """Put the instance in LXD back to the backup: check the file whole,
     then replace the instance (if any) by the backup's import, with the
     row's addresses, and start it."""
-    path = backup_files.verify(settings.backup_dir, backup["file"], backup["sha256"])
+    with jobs.lease_held(settings.database, jobs.current.get()):
+        path = backup_files.verify(settings.backup_dir, backup["file"], backup["sha256"])
     user = accounts.get_user(instance["user_id"])
     projects.forget_applied(instance["project"])  # it may have gone since this process made it
     projects.ensure_member_project(settings, user["username"], quotas.quota_for(db, user),
@@ -166,7 +167,7 @@ def bring_back(db, settings, instance: dict, backup: dict) -> None:
                        f"{instance['project']} and is not this one")
     if found is not None:
         lxd.delete_instance(client, instance["lxd_name"])
-    with open(path, "rb") as tarball:
+    with open(path, "rb") as tarball, jobs.lease_held(settings.database, jobs.current.get()):
         lxd.import_backup(client, tarball, settings.lxd_storage_pool, instance["lxd_name"],
                           lock_path=lxd.create_lock_path(settings.lxd_socket))
     lxd.set_device(client, instance["lxd_name"], "eth0",
