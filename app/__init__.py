@@ -13,8 +13,8 @@ def create_app(config: dict | None = None) -> Flask:
     from . import cli, errors, profiles, store, web_security
     from .config import load_settings, read_secret_key
     from .sessions import StoreSessionInterface
-    from .views import (admin, auth, console, domains, guards, member, records,  # noqa: F401 (records: routes on member.bp)
-                        snapshots, tokens)
+    from .views import (admin, auth, backups, console, domains, guards, member,  # noqa: F401 (records, backups: routes on member.bp)
+                        records, snapshots, tokens)
 
     settings = load_settings(config)
     secure = web_security.cookies_secure(settings)

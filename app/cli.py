@@ -1,5 +1,7 @@
-"""Command line: `flask --app app user|db|host ...` (bin/up uses these too)."""
+"""Command line: `flask --app app user|db|host|tier|backup|restore ...` (bin/up uses these too)."""
 import sys
+import time
+from pathlib import Path
 
 import click
 from flask import current_app
@@ -173,6 +175,61 @@ def setup_lxd():
         _fail(error)
 
 
+@click.command("backup")
+@click.option("--instances", is_flag=True,
+              help="First back up every ready instance (the worker must run) and wait for them.")
+@click.option("--timeout", default=3600, show_default=True, help="Seconds to wait for the instances.")
+def backup(instances, timeout):
+    """Copy Warren's own state (database, zone and keys, profiles, secret key)
+    into the backup directory; with --instances, every instance first."""
+    from . import backups, jobs, warren_state
+    from .statuses import READY
+    settings = current_app.config["WARREN"]
+    db = store.get_db()
+    try:
+        if instances:
+            with store.transaction(db):
+                wanted = [backups.queue(db, row, "manual")
+                          for row in db["instances"].rows_where("status = ?", [READY])]
+            jobs.wake_worker(settings)
+            deadline = time.monotonic() + timeout
+            while db.execute(f"SELECT count(*) FROM backups WHERE id IN ({','.join('?' * len(wanted))}) "
+                             "AND state IN ('queued', 'running')", wanted).fetchone()[0]:
+                if time.monotonic() > deadline:
+                    _fail(WarrenError(f"the instances' backups did not finish within {timeout} s "
+                                      "(is the worker running?)"))
+                time.sleep(0.5)
+            for row in db["backups"].rows_where(f"id IN ({','.join('?' * len(wanted))})", wanted):
+                click.echo(f"instance {row['instance_id']}: {row['state']} "
+                           f"{row['file'] or row['error']}")
+        click.echo(f"Warren's state copied to {warren_state.back_up(settings)}")
+    except WarrenError as error:
+        _fail(error)
+
+
+@click.command("restore")
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--no-instances", is_flag=True, help="Only Warren's state, not the instances.")
+def restore(path, no_instances):
+    """Bring Warren back from a copy of its state (a folder under
+    <backup dir>/warren/), then every instance missing from LXD from its
+    newest backup. Run it while Warren is stopped (bin/down), then bin/up."""
+    from . import restores, warren_state
+    settings = current_app.config["WARREN"]
+    store.close_db()
+    try:
+        for line in warren_state.restore(settings, path):
+            click.echo(line)
+        db = store.get_db()
+        click.echo(f"database schema at version {store.migrate(db)}")
+        current_app.extensions["warren.installation"] = store.installation_id(db)
+        if not no_instances:
+            for line in restores.restore_missing(db, settings):
+                click.echo(line)
+    except WarrenError as error:
+        _fail(error)
+
+
 @click.command("worker")
 def run_worker():
     """Run the provisioning worker until SIGTERM or Ctrl-C."""
@@ -188,5 +245,5 @@ def run_worker():
 
 def init_app(app):
     """Register the command groups."""
-    for group in (user_cli, db_cli, host_cli, tier_cli, run_worker):
+    for group in (user_cli, db_cli, host_cli, tier_cli, run_worker, backup, restore):
         app.cli.add_command(group)

@@ -152,6 +152,17 @@ def _network_mode(value: str) -> str:
     return mode
 
 
+BACKUP_COMPRESSIONS = ("gzip", "zstd", "xz", "bzip2", "none")
+
+
+def _compression(value: str) -> str:
+    algorithm = value.strip().lower()
+    if algorithm not in BACKUP_COMPRESSIONS:
+        raise ValueError(f"{value!r} is not a compression LXD offers for backups (use "
+                         f"{', '.join(BACKUP_COMPRESSIONS)})")
+    return algorithm
+
+
 def _optional_ipv4(value: str) -> str:
     return _ipv4(value) if value.strip() else ""
 
@@ -356,6 +367,24 @@ KEYS = (
         "Requests one API token may make per minute; more get 429 until the next minute."),
     Key("api_idempotency_hours", "24", _integer(1, 720),
         "How long the API remembers an Idempotency-Key and the answer it gave."),
+    Key("backup_dir", "{data_dir}/backups", _text,
+        "Where backups of instances and of Warren's own state are kept (owner-only); best on "
+        "another disk than the data directory."),
+    Key("backup_interval_hours", "24", _integer(0, 8760),
+        "How often every instance, and Warren's own state, is backed up; 0 turns the schedule off."),
+    Key("backup_keep_daily", "7", _integer(1, 366),
+        "Backups kept per instance: the newest of each of this many last days."),
+    Key("backup_keep_weekly", "4", _integer(0, 520),
+        "Besides, the newest of each of this many last weeks."),
+    Key("backup_compression", "gzip", _compression,
+        "How LXD compresses instance backups: gzip, zstd, xz, bzip2 or none (none suits an "
+        "off-host copy, which compresses and deduplicates by itself)."),
+    Key("backup_offsite_repository", "", _text,
+        "restic repository the backup directory is copied to after new backups (a path on another "
+        "disk or a mounted remote; deduplicated and encrypted); empty: no off-host copy."),
+    Key("backup_offsite_password_file", "{data_dir}/offsite-password", _text,
+        "File holding the password of that restic repository (made on first use; keep a copy "
+        "off the host, the repository cannot be read without it)."),
     Key("fault_at", "", _text,
         "Test harness only: the worker kills itself (SIGKILL) at this step. Leave empty."),
 )

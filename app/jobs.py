@@ -15,6 +15,9 @@ up another member's request by more than the job in hand per thread.
 """
 import os
 import socket
+import threading
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime, timedelta, timezone
 
 from .errors import Conflict, WarrenError
@@ -29,11 +32,19 @@ SYNC = ("forwards", "ingress", "snapshots")
 # Jobs of a member rather than of one instance (publishing their DNS
 # records, app/records.py): one waiting per member is enough.
 MEMBER = ("records",)
+# Jobs on a backup of an instance (jobs.backup_id, app/backups.py, app/restores.py).
+BACKUP = ("backup", "restore")
+# Background jobs: claimed only when no member's job is waiting, and one at a
+# time on the whole host, so backups never starve members' requests.
+BACKGROUND = ("backup",)
 # Every job kind there is (the worker's handler for each is in provisioning.HANDLERS).
-KINDS = frozenset(("provision", "delete") + POWER + SYNC + MEMBER)
+KINDS = frozenset(("provision", "delete") + POWER + SYNC + MEMBER + BACKUP)
+# The job the worker thread is running now (set by provisioning.run_job).
+current: ContextVar[dict | None] = ContextVar("current_job", default=None)
 
 
-def enqueue(db, instance_id: int, kind: str, member_limit: int | None = None) -> int:
+def enqueue(db, instance_id: int, kind: str, member_limit: int | None = None,
+            backup_id: int | None = None) -> int:
     """Add a job (inside the caller's transaction) and return its id.
 
     A power job merges into one already waiting for the instance, and a
@@ -58,8 +69,10 @@ def enqueue(db, instance_id: int, kind: str, member_limit: int | None = None) ->
         if queued >= member_limit:
             raise Conflict(f"You have {queued} actions waiting for the worker already (the limit "
                            f"is {member_limit}); try again when they are done.")
+    if (kind in BACKUP) != (backup_id is not None):
+        raise WarrenError(f"a {kind} job {'needs' if kind in BACKUP else 'takes no'} backup")
     return db["jobs"].insert({"instance_id": instance_id, "kind": kind, "state": "pending",
-                              "attempts": 0, "created_at": now()}).last_pk
+                              "attempts": 0, "created_at": now(), "backup_id": backup_id}).last_pk
 
 
 def enqueue_member(db, user_id: int, kind: str) -> int:
@@ -92,7 +105,9 @@ def cancel_power(db, instance_id: int) -> int:
 def claim(db) -> dict | None:
     """Take the next runnable job: pending, or running with a lapsed lease,
     with no older unfinished job for the same instance; among those, the
-    oldest of the member with the fewest jobs running now."""
+    oldest of the member with the fewest jobs running now. Background jobs
+    (backups) come after every other runnable job, and only while no other
+    background job runs."""
     stamp = now()
     until = (datetime.now(timezone.utc) + LEASE).isoformat(timespec="seconds")
     with transaction(db):
@@ -102,16 +117,55 @@ def claim(db) -> dict | None:
             "AND NOT EXISTS (SELECT 1 FROM jobs o WHERE o.id < j.id "
             "AND o.state IN ('pending', 'running') AND (o.instance_id = j.instance_id "
             "OR (j.instance_id IS NULL AND o.instance_id IS NULL AND o.user_id = j.user_id))) "
-            "ORDER BY (SELECT count(*) FROM jobs r LEFT JOIN instances ri ON ri.id = r.instance_id "
+            f"AND NOT (j.kind IN {sql_list(BACKGROUND)} AND EXISTS (SELECT 1 FROM jobs b "
+            f"WHERE b.id != j.id AND b.kind IN {sql_list(BACKGROUND)} AND b.state = 'running' "
+            "AND b.claimed_until >= ?)) "
+            f"ORDER BY j.kind IN {sql_list(BACKGROUND)}, (SELECT count(*) FROM jobs r LEFT JOIN instances ri ON ri.id = r.instance_id "
             "WHERE r.state = 'running' AND r.claimed_until >= ? "
             "AND coalesce(r.user_id, ri.user_id) = coalesce(j.user_id, i.user_id)), j.id "
-            "LIMIT 1", [stamp, stamp]).fetchone()
+            "LIMIT 1", [stamp, stamp, stamp]).fetchone()
         if row is None:
             return None
         db.execute("UPDATE jobs SET state = 'running', claimed_until = ?, claimed_by = ?, "
                    "attempts = attempts + 1, started_at = coalesce(started_at, ?) WHERE id = ?",
                    [until, worker_id(), stamp, row[0]])
     return db["jobs"].get(row[0])
+
+
+def extend_lease(db, job_id: int) -> None:
+    """Hold a long job's claim for another LEASE (a backup of a large
+    instance outlasts one), so no other thread takes it meanwhile."""
+    until = (datetime.now(timezone.utc) + LEASE).isoformat(timespec="seconds")
+    db.execute("UPDATE jobs SET claimed_until = ? WHERE id = ? AND state = 'running'",
+               [until, job_id])
+
+
+@contextmanager
+def lease_held(database: str, job: dict | None):
+    """Keep renewing the current job's lease while the block runs (a backup
+    or an import of a large instance outlasts one LEASE; without this,
+    another thread would take the job up again meanwhile). Its own
+    connection: the block's is busy in the block's thread."""
+    if job is None:
+        yield
+        return
+    from .store import connect
+    done = threading.Event()
+
+    def renew():
+        db = connect(database)
+        try:
+            while not done.wait(LEASE.total_seconds() / 3):
+                extend_lease(db, job["id"])
+        finally:
+            db.conn.close()
+    thread = threading.Thread(target=renew, name=f"lease-{job['id']}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 def worker_id() -> str:

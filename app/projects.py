@@ -60,6 +60,10 @@ def project_config(quota: Quota, network: str, installation_id: str, vms: bool =
         "restricted.devices.nic": "managed",
         "restricted.networks.access": network,
         "restricted.snapshots": "allow" if snapshots else "block",
+        # Warren's backups (app/backups.py) go through LXD's backup API, which
+        # a restricted project blocks by default; members never reach LXD's
+        # API themselves, so only Warren makes them.
+        "restricted.backups": "allow",
         **limits,
     }
 

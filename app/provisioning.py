@@ -319,6 +319,28 @@ def _snapshots_job(db, instance: dict, _kind: str) -> None:
 
 def _snapshots_failed(db, instance: dict, _kind: str, error: WarrenError) -> None:
     snapshots.abandon(db, instance, error)
+def _backup_id() -> int:
+    return jobs.current.get()["backup_id"]
+
+
+def _backup_job(db, instance: dict, _kind: str) -> None:
+    from . import backups
+    backups.run(db, instance, _backup_id())
+
+
+def _backup_failed(db, instance: dict, _kind: str, error: WarrenError) -> None:
+    from . import backups
+    backups.failed(db, instance, _backup_id(), error)
+
+
+def _restore_job(db, instance: dict, _kind: str) -> None:
+    from . import restores
+    restores.run(db, instance, _backup_id())
+
+
+def _restore_failed(db, instance: dict, _kind: str, error: WarrenError) -> None:
+    from . import restores
+    restores.failed(db, instance, _backup_id(), error)
 
 
 def _records_job(db, user: dict, _kind: str) -> None:
@@ -346,6 +368,8 @@ HANDLERS = {
     "ingress": Handler(_ingress_job, _ingress_failed),
     "records": Handler(_records_job, _records_failed),
     "snapshots": Handler(_snapshots_job, _snapshots_failed),
+    "backup": Handler(_backup_job, _backup_failed),
+    "restore": Handler(_restore_job, _restore_failed),
 }
 
 
@@ -373,6 +397,7 @@ def run_job(job: dict) -> str | None:
     if found is None:
         return None  # deleted meanwhile
     instance, member, target = found
+    jobs.current.set(job)
     try:
         handler.run(db, instance, job["kind"])
     except Exception as error:  # a bug too must not leave the request half-way

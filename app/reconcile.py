@@ -3,7 +3,8 @@
 Run by the worker at start and every WARREN_RECONCILE_SECONDS. It repairs
 LXD instances made by Warren that no row wants (deleted), instances found
 under another name than their row's (renamed: the upgrade to host-unique
-names), ready rows whose instance vanished (provisioned again), missing or
+names), ready rows whose instance vanished (restored from their newest
+backup, or provisioned again when they have none), missing or
 stale DNS records, A and AAAA (published), Warren's DNS names no row wants (removed),
 removals owed from when the DNS server was down, and addresses held by
 failed rows (freed). Each instance and each name is repaired in its own
@@ -12,7 +13,7 @@ twice in a row changes nothing the second time.
 """
 import logging
 
-from . import audit, dns, jobs, lxd, sites
+from . import audit, dns, jobs, lxd, restores, sites
 from .errors import BackendUnavailable, Conflict
 from .instances import record_event
 from .names import PROJECT_PREFIX, member_of
@@ -90,6 +91,9 @@ def _reconcile_lxd(db, settings, actions):
 
     def rebuild(row):
         with transaction(db):
+            if restores.queue_missing(db, row):
+                actions.append(f"restoring {row['fqdn']} from its backup: missing from LXD")
+                return
             db["instances"].update(row["id"], {"status": QUEUED, "updated_at": now()})
             record_event(db, row["id"], QUEUED, "The instance was missing from LXD; "
                          "building it again.")

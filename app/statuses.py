@@ -11,11 +11,12 @@ DELETING = "deleting"
 FAILED = "failed"
 DENIED = "denied"
 DELETE_FAILED = "delete-failed"
+RESTORING = "restoring"  # from a backup (app/restores.py)
 
 # Provisioning steps, in order: a provision job resumes from any of them.
 BUILDING = (QUEUED, CREATING, STARTING, PUBLISHING)
 # The worker still has work to do.
-BUSY = BUILDING + (DELETING,)
+BUSY = BUILDING + (DELETING, RESTORING)
 # Requests that hold nothing: no quota, no address, no LXD instance.
 RELEASED = (FAILED, DENIED)
 # A request has settled (the status page stops following it).

@@ -48,3 +48,11 @@ def format_size(size: int) -> str:
         if size and size % UNITS[unit] == 0:
             return f"{size // UNITS[unit]}{unit}"
     return f"{size}B"
+
+
+def approximate_size(size: int) -> str:
+    """A byte count for people, to one decimal: 1.4 MiB."""
+    for unit in ("TiB", "GiB", "MiB", "KiB"):
+        if size >= UNITS[unit]:
+            return f"{size / UNITS[unit]:.1f} {unit}"
+    return f"{size} B"

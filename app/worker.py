@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 
-from . import (certificates, domains, forwards, ingress, isolation, jobs, leases, members,
+from . import (backups, certificates, domains, forwards, ingress, isolation, jobs, leases, members,
                profile_changes, projects, provisioning, reconcile, records, retention, sessions,
                snapshots)
 from .profiles import current_profiles
@@ -45,6 +45,7 @@ PASSES = (
     ("certificates", certificates.refresh),
     ("custom domains", domains.recheck),
     ("retention", retention.prune),
+    ("backups", backups.periodic),
 )
 
 

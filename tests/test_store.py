@@ -123,6 +123,7 @@ LANDED = {
     "0017_domains.sql": "5acc6547e48fc5e4",
     "0018_api_tokens.sql": "45f86ec03eac1656",
     "0019_snapshots.sql": "b2fdb25f89139d33",
+    "0020_backups.sql": "f8ac799020e8403b",
 }
 
 

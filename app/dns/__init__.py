@@ -7,7 +7,8 @@
 - keys.py: member and ACME TSIG keys and the update-policy that confines them;
 - dnssec.py: the DS record of the signed zone, for its parent;
 - public.py: lookups in the public DNS (members' own domains), through
-  the configured recursive resolvers.
+  the configured recursive resolvers;
+- files.py: named's state files and `rndc sync`, for Warren's own backup.
 """
 from .names import (legacy_names, marker_name, move_legacy_marker, owned_names, owner_text,
                     publish_address, remove_name)

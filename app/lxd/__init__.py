@@ -9,6 +9,8 @@ Conflict here, so callers never see the library. Every call waits for its
 operation to finish (wait=True): nothing returns while LXD is still working.
 Callers use the package (`lxd.create_instance(...)`), not its modules.
 """
+from .backups import (OPTIMIZED_DRIVERS, create_backup, delete_backup, export_backup,
+                      import_backup, pool_driver)
 from .client import IMAGE_CACHE_SECONDS, cached, connect, forget_cached, server_info, translated
 from .console import Console, console_operations, open_console
 from .forwards import (delete_forward, forward_addresses, forward_ports, port_entry,
@@ -26,6 +28,8 @@ from .projects import (delete_profile, delete_project, ensure_profile, ensure_pr
                        profile_names, project_exists, project_names)
 
 __all__ = [
+    "OPTIMIZED_DRIVERS", "create_backup", "delete_backup", "export_backup", "import_backup",
+    "pool_driver",
     "IMAGE_CACHE_SECONDS", "cached", "connect", "forget_cached", "server_info", "translated",
     "Console", "console_operations", "open_console",
     "delete_forward", "forward_addresses", "forward_ports", "port_entry", "set_forward_ports",

@@ -12,7 +12,8 @@ VENV=$REPO/.venv
 # issue from; wrk: the ingress benchmark (bin/bench ingress); unbound: the validating
 # resolver the DNSSEC test asks; python3-certbot-dns-rfc2136: certbot's client the ACME key
 # test drives; publicsuffix: the Public Suffix List that custom domains are checked
-# against (app/hostnames.py).
+# against (app/hostnames.py); restic: the off-host copy of instance and Warren backups
+# (deduplicated, encrypted; app/offsite.py).
 # LXD VMs need QEMU, UEFI firmware, iPXE ROMs, mkisofs (cloud-init's config
 # drive) and sgdisk (growing VM disks); VM images are built with the FAT,
 # GPT, kernel-module and cpio tools.
@@ -20,7 +21,8 @@ PACKAGES="lxd lxd-client dnsmasq-base iptables btrfs-progs busybox-static bind9 
           debootstrap xz-utils ca-certificates python3 python3-venv curl
           qemu-system-x86 qemu-utils ovmf ipxe-qemu genisoimage gdisk
           dosfstools mtools systemd-boot-efi fdisk kmod cpio ebtables nftables nginx-light chromium chromium-driver
-          openssh-server openssh-client haproxy openssl pebble wrk unbound python3-certbot-dns-rfc2136 publicsuffix"
+          openssh-server openssh-client haproxy openssl pebble wrk unbound python3-certbot-dns-rfc2136 publicsuffix
+          restic"
 
 say() { printf '\033[1mwarren:\033[0m %s\n' "$*"; }
 die() { printf 'warren: error: %s\n' "$*" >&2; exit 1; }

@@ -1,0 +1,171 @@
+"""The backup directory: where backup files live, how they are written and
+how they are checked.
+
+A file is written under a temporary name (".tmp-..." in the same folder),
+hashed while it is written, fsynced and renamed into place, then its
+checksum (`<file>.sha256`, sha256sum's format) is written the same way and
+the folder fsynced. A file counts as complete only with its checksum next
+to it; a crash at any point leaves at most a temporary file or a file
+without checksum, which the next run removes (clean_partial). Before a
+restore touches anything, verify() reads the whole file against its
+checksum, so a truncated or corrupted backup is refused.
+"""
+import errno
+import hashlib
+import os
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable
+
+from .errors import Conflict, WarrenError
+from .units import approximate_size
+
+TEMP_PREFIX = ".tmp-"
+SUM_SUFFIX = ".sha256"
+CHUNK = 1024 * 1024
+
+
+class BackupDiskFull(WarrenError):
+    """The backup directory's file system has no room left."""
+
+
+class CorruptBackup(Conflict):
+    """A backup file is missing, truncated or altered: its checksum does not match."""
+
+
+def _folder(root: str, relative: str) -> Path:
+    path = Path(root, relative).parent
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+def _fsync_dir(path: Path) -> None:
+    handle = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
+def disk_full_message(root: str) -> str:
+    """What the admin reads when the backup disk is full."""
+    usage = shutil.disk_usage(root)
+    return (f"the backup disk is full: {approximate_size(usage.free)} free of "
+            f"{approximate_size(usage.total)} in {root}; older backups are kept. Free some "
+            "room or give WARREN_BACKUP_DIR a larger disk.")
+
+
+@contextmanager
+def _disk_errors(root: str):
+    try:
+        yield
+    except OSError as error:
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise BackupDiskFull(disk_full_message(root)) from None
+        raise WarrenError(f"writing in the backup directory failed: {error}") from None
+
+
+def _write_atomically(path: Path, fill: Callable[[Callable[[bytes], None]], None]) -> tuple[int, str]:
+    """Write path through a temporary file; (size, sha256) of what was written."""
+    temp = path.with_name(TEMP_PREFIX + path.name)
+    digest, size = hashlib.sha256(), 0
+    handle = os.open(temp, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
+    try:
+        def write(chunk: bytes) -> None:
+            nonlocal size
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(handle, view):]
+            digest.update(chunk)
+            size += len(chunk)
+        fill(write)
+        os.fsync(handle)
+    except BaseException:
+        os.close(handle)
+        temp.unlink(missing_ok=True)
+        raise
+    os.close(handle)
+    os.rename(temp, path)
+    return size, digest.hexdigest()
+
+
+def write_backup(root: str, relative: str,
+                 fill: Callable[[Callable[[bytes], None]], None]) -> tuple[int, str]:
+    """Write a backup file at root/relative: fill(write) calls write(chunk)
+    for each chunk. Its checksum goes next to it once it is complete;
+    (size, sha256). BackupDiskFull when the disk has no room (nothing of
+    this file is left behind)."""
+    path = Path(root, relative)
+    with _disk_errors(root):
+        folder = _folder(root, relative)
+        path.unlink(missing_ok=True)
+        Path(str(path) + SUM_SUFFIX).unlink(missing_ok=True)
+        try:
+            size, checksum = _write_atomically(path, fill)
+            line = f"{checksum}  {path.name}\n".encode()
+            _write_atomically(Path(str(path) + SUM_SUFFIX), lambda write: write(line))
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        _fsync_dir(folder)
+    return size, checksum
+
+
+def verify(root: str, relative: str, expected: str | None = None) -> Path:
+    """The backup file, once its content matches its checksum file (and the
+    expected sha256, the one recorded when it was made); CorruptBackup
+    naming what is wrong otherwise."""
+    path = Path(root, relative)
+    sums = Path(str(path) + SUM_SUFFIX)
+    try:
+        recorded = sums.read_text().split()[0]
+    except (OSError, IndexError):
+        raise CorruptBackup(f"the backup {relative} has no checksum file; it is incomplete "
+                            "and cannot be restored") from None
+    if expected and recorded != expected:
+        raise CorruptBackup(f"the checksum file of {relative} was changed; it cannot be trusted")
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(CHUNK), b""):
+                digest.update(chunk)
+    except OSError as error:
+        raise CorruptBackup(f"the backup {relative} cannot be read: {error.strerror}") from None
+    if digest.hexdigest() != recorded:
+        raise CorruptBackup(f"the backup {relative} is damaged or truncated: its sha256 does "
+                            "not match the one recorded when it was made; nothing was changed")
+    return path
+
+
+def remove(root: str, relative: str) -> None:
+    """Delete a backup file and its checksum (absent: nothing to do)."""
+    path = Path(root, relative)
+    Path(str(path) + SUM_SUFFIX).unlink(missing_ok=True)
+    path.unlink(missing_ok=True)
+
+
+def clean_partial(root: str, folder: str) -> list[str]:
+    """Remove what interrupted writes left in root/folder: temporary files
+    and files without their checksum; the names removed."""
+    base = Path(root, folder)
+    if not base.is_dir():
+        return []
+    removed = []
+    for path in sorted(base.iterdir()):
+        incomplete = path.name.startswith(TEMP_PREFIX) or (
+            not path.name.endswith(SUM_SUFFIX) and not Path(str(path) + SUM_SUFFIX).exists())
+        if incomplete and path.is_file():
+            path.unlink()
+            removed.append(path.name)
+    return removed
+
+
+def complete_files(root: str, folder: str) -> list[str]:
+    """The complete backup files in root/folder (with their checksum), by name."""
+    base = Path(root, folder)
+    if not base.is_dir():
+        return []
+    return sorted(path.name for path in base.iterdir()
+                  if not path.name.startswith(TEMP_PREFIX) and not path.name.endswith(SUM_SUFFIX)
+                  and Path(str(path) + SUM_SUFFIX).exists())
