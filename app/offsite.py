@@ -47,14 +47,21 @@ def _restic(settings, *args: str, timeout: int = 6 * 3600) -> str:
     return result.stdout
 
 
+MISSING = ("Is there a repository at the following location?", "unable to open config file")
+
+
 def ensure_repository(settings) -> bool:
     """Initialise the repository unless it exists; True when made now."""
     try:
         _restic(settings, "cat", "config")
         return False
-    except OffsiteError:
-        _restic(settings, "init")
-        return True
+    except OffsiteError as error:
+        # restic 0.14 says so in words only (no exit code of its own): any
+        # other failure, a wrong password above all, must not lead to init.
+        if not any(words in str(error) for words in MISSING):
+            raise
+    _restic(settings, "init")
+    return True
 
 
 def copy(settings) -> dict:
