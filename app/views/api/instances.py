@@ -41,7 +41,8 @@ class Instances(MethodView):
     @bp.response(200, page_of(InstanceSchema))
     def get(self, args):
         """Your instances, by name, with LXD's live state."""
-        result = pages.page(instances.list_instances(g.user), args)
+        result = pages.page_from(lambda limit, offset: instances.list_instances(g.user, limit, offset),
+                                 args)
         return {**result, "items": [present(row) for row in result["items"]]}
 
     @bp.arguments(InstanceCreateSchema)
@@ -71,8 +72,7 @@ class Instance(MethodView):
     def get(self, instance_id):
         """One of your instances."""
         row = instances.get_instance(g.user, instance_id)  # 404 for anyone else's
-        listed = {item["id"]: item for item in instances.list_instances(g.user)}
-        return present(listed.get(row["id"], row))
+        return present(instances.with_live_state(g.user, [row])[0])
 
     @bp.response(202, AcceptedSchema)
     def delete(self, instance_id):
