@@ -17,7 +17,7 @@ from .keys import saved_keys
 from .names import fqdn_for, lxd_name, project_name
 from .profiles import current_profiles
 from .projects import installation, usable_profiles
-from .store import get_db, new_id, now, transaction
+from .store import get_db, new_id, now, select_rows, transaction
 
 NAME = re.compile(r"[a-z]([a-z0-9-]{0,61}[a-z0-9])?")
 
@@ -173,8 +173,9 @@ def list_instances(user: dict, limit: int | None = None, offset: int = 0) -> lis
     """The member's instances by name with their live LXD state where LXD
     answers: all of them (the dashboard), or `limit` from `offset` (a page
     of the API), cut in SQL so a page reads only its own rows."""
-    return with_live_state(user, list(get_db()["instances"].rows_where(
-        "user_id = ?", [user["id"]], order_by="name", limit=limit, offset=offset or None)))
+    return with_live_state(user, select_rows(
+        get_db(), "SELECT * FROM instances WHERE user_id = ? ORDER BY name LIMIT ? OFFSET ?",
+        [user["id"], -1 if limit is None else limit, offset]))  # LIMIT -1: no limit
 
 
 def with_live_state(user: dict, rows: list[dict]) -> list[dict]:

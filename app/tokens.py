@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 from . import accounts, audit, token_uses
 from .config import current_settings
 from .errors import AuthenticationFailed, Forbidden, NotFound, TooManyAttempts, ValidationError
-from .store import get_db, now, transaction
+from .store import get_db, now, select_rows, transaction
 
 SCOPES = ("read", "member", "admin")
 PREFIX = "wrn_"
@@ -96,7 +96,7 @@ def authenticate(token: str, address: str) -> tuple[dict, dict]:
     its rate limit; AuthenticationFailed for an unknown, revoked or expired
     token or a disabled owner, TooManyAttempts past the limit."""
     db = get_db()
-    rows = list(db["api_tokens"].rows_where("token_hash = ?", [_digest(token or "")]))
+    rows = select_rows(db, "SELECT * FROM api_tokens WHERE token_hash = ?", [_digest(token or "")])
     row = rows[0] if rows else None
     stamp = now()
     if row is None or row["revoked_at"] or row["expires_at"] <= stamp:
