@@ -46,10 +46,15 @@ def connect(socket_path: str, project: str | None = None) -> pylxd.Client:
 def _new_client(socket_path: str, project: str | None) -> pylxd.Client:
     with translated("connecting to LXD"):
         try:
-            return pylxd.Client(endpoint=socket_path, project=project)
+            client = pylxd.Client(endpoint=socket_path, project=project)
         except lxd_exceptions.ClientConnectionFailed as error:
             raise BackendUnavailable(
                 f"LXD is not reachable on {socket_path}: is the daemon running? ({error})") from error
+    # A unix socket has no proxy, netrc or CA bundle: without this, requests
+    # reads them from the environment on every call (a fifth of a list's
+    # LXD request in CPU).
+    client.api.session.trust_env = False
+    return client
 
 
 def server_info(client: pylxd.Client) -> dict:
