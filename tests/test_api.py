@@ -116,12 +116,9 @@ def test_a_tokens_uses_are_written_in_batches_and_every_one_is_counted(app, clie
 
 def test_the_rate_limit_holds_exactly_in_one_process_while_uses_are_batched(tmp_path, make_user):
     from app import token_uses
+    make_user("alice")  # in the same database as the app with a lower limit below
     app = make_app(tmp_path, api_rate_per_minute=100)
-    client = app.test_client()
-    with app.app_context():
-        from app import accounts
-        accounts.create_user("alice", "correct horse battery")
-    headers = api_token(app, "alice")
+    client, headers = app.test_client(), api_token(app, "alice")
     statuses = [client.get("/api/v1/me", headers=headers).status_code for _ in range(10)]
     with app.app_context():
         assert get_db().execute("SELECT uses FROM api_tokens").fetchone()[0] < 10  # batched
