@@ -5,7 +5,7 @@ import secrets
 from . import audit, passwords, sessions, throttle
 from .errors import AuthenticationFailed, Conflict, NotFound, ValidationError
 from .names import reserved_username
-from .store import get_db, new_id, now, transaction
+from .store import get_db, new_id, now, select_rows, transaction
 
 ROLES = ("member", "admin")
 # A user name becomes a DNS label (web.alice.zone) and part of an LXD project
@@ -70,7 +70,7 @@ def _public(row: dict) -> dict:
 
 def get_user(user_id: int) -> dict:
     """The account with this id (without its hash)."""
-    rows = list(get_db()["users"].rows_where("id = ?", [user_id]))
+    rows = select_rows(get_db(), "SELECT * FROM users WHERE id = ?", [user_id])
     if not rows:
         raise NotFound("No such user.")
     return _public(rows[0])

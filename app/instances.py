@@ -17,7 +17,7 @@ from .keys import saved_keys
 from .names import fqdn_for, lxd_name, project_name
 from .profiles import current_profiles
 from .projects import installation, usable_profiles
-from .store import get_db, new_id, now, transaction
+from .store import get_db, new_id, now, select_rows, transaction
 
 NAME = re.compile(r"[a-z]([a-z0-9-]{0,61}[a-z0-9])?")
 
@@ -169,9 +169,27 @@ def get_instance(user: dict, instance_id) -> dict:
     return rows[0]
 
 
-def list_instances(user: dict) -> list[dict]:
-    """The member's instances with their live LXD state where LXD answers."""
-    rows = list(get_db()["instances"].rows_where("user_id = ?", [user["id"]], order_by="name"))
+def list_instances(user: dict, limit: int | None = None, offset: int = 0) -> list[dict]:
+    """The member's instances by name with their live LXD state where LXD
+    answers: all of them (the dashboard), or `limit` from `offset` (a page
+    of the API), cut in SQL so a page reads only its own rows."""
+    return with_live_state(user, select_rows(
+        get_db(), "SELECT * FROM instances WHERE user_id = ? ORDER BY name LIMIT ? OFFSET ?",
+        [user["id"], -1 if limit is None else limit, offset]))  # LIMIT -1: no limit
+
+
+def with_live_state(user: dict, rows: list[dict]) -> list[dict]:
+    """The rows with LXD's state of each (`state`: Running, Stopped, ...; "-"
+    when LXD has no such instance, "unknown" when LXD does not answer), from
+    one read of the member's project; no read at all for no rows.
+
+    One request for the whole project, not a filtered one: LXD 5.0 renders
+    every instance of the project before it applies a `filter` (and compiles
+    each name clause's pattern once per instance), so a filter for a page of
+    50 cost more than the whole list (measured with 300 instances: 196 ms
+    with one clause, 496 ms with 50, 114 ms unfiltered)."""
+    if not rows:
+        return rows
     try:
         states = lxd.instance_states(lxd.connect(current_settings().lxd_socket,
                                                  project=project_name(user["username"])))

@@ -5,18 +5,18 @@ made, and cannot be shown again. A token acts as its owner, never beyond
 its scope: `read` may only read, `member` may do what the member does in
 the web UI, `admin` also what an admin does (and only while its owner is an
 admin). Every use is counted (last use, from where, how often) and limited
-to WARREN_API_RATE_PER_MINUTE per token; what a token does is audited with
-its name (audit.py's `via`).
+to WARREN_API_RATE_PER_MINUTE per token (token_uses.py, without a write per
+request); what a token does is audited with its name (audit.py's `via`).
 """
 import hashlib
 import re
 import secrets
 from datetime import datetime, timedelta, timezone
 
-from . import accounts, audit
+from . import accounts, audit, token_uses
 from .config import current_settings
 from .errors import AuthenticationFailed, Forbidden, NotFound, TooManyAttempts, ValidationError
-from .store import get_db, now, transaction
+from .store import get_db, now, select_rows, transaction
 
 SCOPES = ("read", "member", "admin")
 PREFIX = "wrn_"
@@ -96,7 +96,7 @@ def authenticate(token: str, address: str) -> tuple[dict, dict]:
     its rate limit; AuthenticationFailed for an unknown, revoked or expired
     token or a disabled owner, TooManyAttempts past the limit."""
     db = get_db()
-    rows = list(db["api_tokens"].rows_where("token_hash = ?", [_digest(token or "")]))
+    rows = select_rows(db, "SELECT * FROM api_tokens WHERE token_hash = ?", [_digest(token or "")])
     row = rows[0] if rows else None
     stamp = now()
     if row is None or row["revoked_at"] or row["expires_at"] <= stamp:
@@ -107,16 +107,11 @@ def authenticate(token: str, address: str) -> tuple[dict, dict]:
         raise AuthenticationFailed("The API token is unknown, revoked or expired.") from None
     if user["disabled"]:
         raise AuthenticationFailed("The API token is unknown, revoked or expired.")
-    minute = stamp[:16]
-    used = db.execute(
-        "UPDATE api_tokens SET uses = uses + 1, last_used_at = ?, last_used_from = ?, "
-        "window_uses = CASE WHEN window_start = ? THEN window_uses + 1 ELSE 1 END, window_start = ? "
-        "WHERE id = ? RETURNING window_uses", [stamp, (address or "")[:64], minute, minute,
-                                                 row["id"]]).fetchone()[0]
-    if used > current_settings().api_rate_per_minute:
+    settings = current_settings()
+    limit = settings.api_rate_per_minute
+    if token_uses.record(db, settings.database, row["id"], stamp, address or "", limit) > limit:
         raise TooManyAttempts(f"Too many requests with the token {row['name']}: at most "
-                              f"{current_settings().api_rate_per_minute} a minute. Try again in a "
-                              "minute.")
+                              f"{limit} a minute. Try again in a minute.")
     return user, row
 
 

@@ -110,6 +110,54 @@ def test_each_token_is_rate_limited_and_its_uses_recorded(tmp_path, make_user):
     assert row == (4, "127.0.0.1")
 
 
+def test_a_tokens_uses_are_written_in_batches_and_every_one_is_counted(app, client, make_user):
+    from app import token_uses
+    make_user("alice")
+    headers = api_token(app, "alice")
+    for _ in range(5):
+        assert client.get("/api/v1/me", headers=headers).status_code == 200
+    read = "SELECT uses, last_used_at IS NOT NULL FROM api_tokens"
+    with app.app_context():
+        assert get_db().execute(read).fetchone() == (1, 1)  # the first use at once, then batched
+    token_uses.write_pending()  # as at exit (and every WRITE_SECONDS while in use)
+    with app.app_context():
+        assert get_db().execute(read).fetchone() == (5, 1)
+
+
+def test_the_rate_limit_holds_exactly_in_one_process_while_uses_are_batched(tmp_path, make_user):
+    from app import token_uses
+    make_user("alice")  # in the same database as the app with a lower limit below
+    app = make_app(tmp_path, api_rate_per_minute=100)
+    client, headers = app.test_client(), api_token(app, "alice")
+    statuses = [client.get("/api/v1/me", headers=headers).status_code for _ in range(10)]
+    with app.app_context():
+        assert get_db().execute("SELECT uses FROM api_tokens").fetchone()[0] < 10  # batched
+    statuses += [client.get("/api/v1/me", headers=headers).status_code for _ in range(91)]
+    assert statuses == [200] * 100 + [429]  # near the limit, each use is written and judged
+    token_uses.write_pending()
+    with app.app_context():
+        assert get_db().execute("SELECT uses FROM api_tokens").fetchone()[0] == 101
+
+
+def test_the_instance_list_reads_its_page_in_sql_and_lxd_only_for_rows(app, client, alice,
+                                                                        monkeypatch):
+    from app import accounts, instances, lxd
+    from support import instance_row
+    with app.app_context():
+        db = get_db()
+        user = accounts.find_user("alice")
+        for name in ("e", "c", "a", "d", "b"):
+            instance_row(db, user["id"], name, "ready", None)
+    second = client.get("/api/v1/instances?per_page=2&page=2", headers=alice).get_json()
+    assert [row["name"] for row in second["items"]] == ["c", "d"] and "page=3" in second["next"]
+    last = client.get(second["next"], headers=alice).get_json()
+    assert [row["name"] for row in last["items"]] == ["e"] and last["next"] is None
+    with app.test_request_context():
+        assert [row["name"] for row in instances.list_instances(user)] == list("abcde")  # the dashboard
+        monkeypatch.setattr(lxd, "instance_states", lambda client: pytest.fail("LXD asked for no rows"))
+        assert instances.list_instances(user, 2, 10) == []
+
+
 def test_the_audit_names_the_token_that_acted(app, client, make_user):
     make_user("boss", role="admin")
     headers = api_token(app, "boss", "admin")

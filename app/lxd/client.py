@@ -58,6 +58,10 @@ def _new_client(socket_path: str, project: str | None) -> pylxd.Client:
         except lxd_exceptions.ClientConnectionFailed as error:
             raise BackendUnavailable(
                 f"LXD is not reachable on {socket_path}: is the daemon running? ({error})") from error
+    # A unix socket has no proxy, netrc or CA bundle: without this, requests
+    # reads them from the environment on every call (a fifth of a list's
+    # LXD request in CPU).
+    client.api.session.trust_env = False
     for adapter in client.api.session.adapters.values():
         adapter.max_retries = RETRY
     return client
