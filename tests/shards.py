@@ -66,6 +66,8 @@ def isolate_worker() -> None:
     environment = worker_environment(dict(os.environ), index)
     os.environ.clear()
     os.environ.update(environment)
+    for suffix in ("", "-wal", "-shm"):  # the setup's scratch database: fresh each run
+        Path(environment["WARREN_DATABASE"] + suffix).unlink(missing_ok=True)
     setup = subprocess.run(["bash", "-c", SETUP], cwd=REPO, env=os.environ, capture_output=True,
                            text=True)
     if setup.returncode != 0:
