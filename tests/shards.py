@@ -62,10 +62,13 @@ def isolate_worker() -> None:
     settings and set up its bridge and named (idempotent)."""
     index = worker_index()
     if index is None:
+        _sweep_the_test_bridge()
         return
     environment = worker_environment(dict(os.environ), index)
     os.environ.clear()
     os.environ.update(environment)
+    for suffix in ("", "-wal", "-shm"):  # the setup's scratch database: fresh each run
+        Path(environment["WARREN_DATABASE"] + suffix).unlink(missing_ok=True)
     setup = subprocess.run(["bash", "-c", SETUP], cwd=REPO, env=os.environ, capture_output=True,
                            text=True)
     if setup.returncode != 0:
@@ -74,3 +77,15 @@ def isolate_worker() -> None:
     # hold the addresses this run's fresh databases hand out again.
     from app.config import load_settings
     sweep_bridge(load_settings().lxd_socket, os.environ["WARREN_LXD_NETWORK"])
+
+
+def _sweep_the_test_bridge() -> None:
+    """One process (bin/test's serial part, or a run of named files): what an
+    interrupted run left on bin/test's test bridge would hold the addresses
+    this run's fresh databases hand out again. Only that bridge, as bin/test
+    names it: never one a real Warren may use."""
+    bridge = os.environ.get("WARREN_LXD_NETWORK")
+    if not bridge or bridge != os.environ.get("WARREN_TEST_NETWORK", "warrentest0"):
+        return
+    from app.config import load_settings
+    sweep_bridge(load_settings().lxd_socket, bridge)

@@ -72,6 +72,9 @@ use_test_network() {
     export WARREN_LXD_NETWORK=${WARREN_TEST_NETWORK:-warrentest0}
     export WARREN_NETWORK_ADDRESS=${WARREN_TEST_NETWORK_ADDRESS:-10.88.0.1/24}
     export WARREN_DATABASE=${WARREN_DATA_DIR:-/var/lib/warren}/test-setup.sqlite3
+    # A scratch database: fresh each run (one a newer checkout migrated
+    # further would refuse to open).
+    rm -f "$WARREN_DATABASE" "$WARREN_DATABASE-wal" "$WARREN_DATABASE-shm"
 }
 
 load_config() {  # resolve WARREN_* through app.config: one place for defaults
