@@ -13,6 +13,7 @@ disk (app/restores.py).
 """
 import json
 import logging
+import time
 from datetime import datetime, timezone
 
 from . import audit, backup_files, jobs, lxd, offsite, warren_state
@@ -24,11 +25,10 @@ from .names import member_of
 from .passes import each_guarded
 from .statuses import READY
 from .store import get_db, now, transaction
+from .units import approximate_size
 
 log = logging.getLogger(__name__)
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
-EXTENSIONS = {"gzip": ".tar.gz", "zstd": ".tar.zst", "xz": ".tar.xz", "bzip2": ".tar.bz2",
-              "none": ".tar"}
 # Columns of the instance row a restore of a deleted instance brings back.
 ROW_FIELDS = ("id", "lxd_name", "user_id", "name", "project", "profile", "image", "instance_type",
               "fqdn", "ipv4", "ipv6", "ssh_keys", "cpu", "memory", "disk", "processes",
@@ -104,23 +104,27 @@ def run(db, instance: dict, backup_id: int) -> None:
     optimized = lxd.pool_driver(lxd.connect(settings.lxd_socket),
                                 settings.lxd_storage_pool) in lxd.OPTIMIZED_DRIVERS
     name = f"warren-{backup_id}"
+    started = time.monotonic()
     with jobs.lease_held(settings.database, jobs.current.get()):
-        lxd.create_backup(client, instance["lxd_name"], name, optimized=optimized,
-                          compression=settings.backup_compression)
+        lxd.create_backup(client, instance["lxd_name"], name, optimized=optimized)
+    made = time.monotonic()
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    relative = f"{folder}/{stamp}-{backup_id}{EXTENSIONS[settings.backup_compression]}"
+    relative = f"{folder}/{stamp}-{backup_id}{backup_files.COMPRESSIONS[settings.backup_compression]}"
 
     def fill(write):
         def counted(chunk):
             write(chunk)
             checkpoint("mid-backup")
-        lxd.export_backup(client, instance["lxd_name"], name, counted)
+        backup_files.compressed(counted, settings.backup_compression, lambda into: lxd.export_backup(
+            client, instance["lxd_name"], name, into))
 
     try:
         with jobs.lease_held(settings.database, jobs.current.get()):
             size, checksum = backup_files.write_backup(settings.backup_dir, relative, fill)
     finally:
         lxd.delete_backup(client, instance["lxd_name"], name)
+    log.info("backup %d of %s: LXD made it in %.1f s, %s written in %.1f s", backup_id,
+             instance["fqdn"], made - started, approximate_size(size), time.monotonic() - made)
     with transaction(db):
         db["backups"].update(backup_id, {
             "state": DONE, "file": relative, "size": size, "sha256": checksum,

@@ -152,13 +152,13 @@ def _network_mode(value: str) -> str:
     return mode
 
 
-BACKUP_COMPRESSIONS = ("gzip", "zstd", "xz", "bzip2", "none")
+BACKUP_COMPRESSIONS = ("zstd", "none")
 
 
 def _compression(value: str) -> str:
     algorithm = value.strip().lower()
     if algorithm not in BACKUP_COMPRESSIONS:
-        raise ValueError(f"{value!r} is not a compression LXD offers for backups (use "
+        raise ValueError(f"{value!r} is not a compression Warren offers for backups (use "
                          f"{', '.join(BACKUP_COMPRESSIONS)})")
     return algorithm
 
@@ -376,8 +376,8 @@ KEYS = (
         "Backups kept per instance: the newest of each of this many last days."),
     Key("backup_keep_weekly", "4", _integer(0, 520),
         "Besides, the newest of each of this many last weeks."),
-    Key("backup_compression", "gzip", _compression,
-        "How LXD compresses instance backups: gzip, zstd, xz, bzip2 or none (none suits an "
+    Key("backup_compression", "zstd", _compression,
+        "How Warren compresses instance backups as it writes them: zstd or none (none suits an "
         "off-host copy, which compresses and deduplicates by itself)."),
     Key("backup_offsite_repository", "", _text,
         "restic repository the backup directory is copied to after new backups (a path on another "

@@ -167,8 +167,8 @@ def bring_back(db, settings, instance: dict, backup: dict) -> None:
                        f"{instance['project']} and is not this one")
     if found is not None:
         lxd.delete_instance(client, instance["lxd_name"])
-    with open(path, "rb") as tarball, jobs.lease_held(settings.database, jobs.current.get()):
-        lxd.import_backup(client, tarball, settings.lxd_storage_pool, instance["lxd_name"],
+    with jobs.lease_held(settings.database, jobs.current.get()):
+        lxd.import_backup(client, backup_files.tarball(path), settings.lxd_storage_pool, instance["lxd_name"],
                           lock_path=lxd.create_lock_path(settings.lxd_socket))
     lxd.set_device(client, instance["lxd_name"], "eth0",
                    nic_device(settings.lxd_network, instance["ipv4"],
