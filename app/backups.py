@@ -192,15 +192,19 @@ def schedule(db, settings) -> list[str]:
     return lines
 
 
-def of_instance(db, instance_id: int) -> list[dict]:
-    """An instance's complete backups, newest first."""
-    return list(db["backups"].rows_where("instance_id = ? AND state = ?", [instance_id, DONE],
-                                         order_by="id DESC"))
+def of_instance(db, instance_id: int, every_state: bool = False) -> list[dict]:
+    """An instance's complete backups (with every_state, the queued,
+    running and failed ones too), newest first."""
+    states = (QUEUED, RUNNING, DONE, FAILED) if every_state else (DONE,)
+    return list(db["backups"].rows_where(
+        f"instance_id = ? AND state IN ({', '.join('?' * len(states))})", [instance_id, *states],
+        order_by="id DESC"))
 
 
-def of_instance_for(user: dict, instance_id) -> list[dict]:
-    """The complete backups of one of the member's instances, newest first."""
-    return of_instance(get_db(), get_instance(user, instance_id)["id"])
+def of_instance_for(user: dict, instance_id, every_state: bool = False) -> list[dict]:
+    """The complete backups of one of the member's instances (with
+    every_state, the others too), newest first."""
+    return of_instance(get_db(), get_instance(user, instance_id)["id"], every_state)
 
 
 def own_backup(user: dict, instance_id, backup_id) -> tuple[dict, dict]:

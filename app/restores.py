@@ -15,8 +15,8 @@ import json
 import logging
 from pathlib import Path
 
-from . import (accounts, addresses, audit, backup_files, backups, dns, isolation, jobs, lxd,
-               projects, quotas, sites)
+from . import (accounts, addresses, audit, backup_files, backups, dns, instances, isolation, jobs,
+               lxd, projects, quotas, sites)
 from .backup_files import CorruptBackup
 from .config import current_settings
 from .errors import Conflict, NotFound, ValidationError
@@ -41,6 +41,14 @@ def what_is_lost(instance: dict, backup: dict, state: str) -> str:
     return text
 
 
+def restore_plan(user: dict, instance_id, backup_id) -> tuple[dict, dict, str]:
+    """(instance, backup, what a restore loses) for one of the member's
+    complete backups; NotFound for anyone else's."""
+    instance, backup = backups.own_backup(user, instance_id, backup_id)
+    state = {row["id"]: row["state"] for row in instances.list_instances(user)}.get(instance["id"])
+    return instance, backup, what_is_lost(instance, backup, state)
+
+
 def _check_file(settings, backup: dict) -> None:
     """Cheap checks at request time (the whole checksum is read by the job)."""
     path = Path(settings.backup_dir, backup["file"])
@@ -49,10 +57,16 @@ def _check_file(settings, backup: dict) -> None:
                             f"on the backup disk ({backup['file']}); it cannot be restored")
 
 
-def request_restore(user: dict, instance_id, backup_id, actor: dict | None = None) -> None:
+def request_restore(user: dict, instance_id, backup_id, actor: dict | None = None,
+                    confirmed: bool = True) -> None:
     """Queue the restore of one of the member's instances from one of its
-    backups (on the member's behalf by `actor`, an admin, when given)."""
+    backups (on the member's behalf by `actor`, an admin, when given).
+    Unconfirmed (the API: no page showed what is lost), refused, naming
+    what would be lost."""
     instance, backup = backups.own_backup(user, instance_id, backup_id)
+    if not confirmed:
+        raise ValidationError({"confirm": ["Confirm that you accept this: "
+                                           + restore_plan(user, instance_id, backup_id)[2]]})
     db = get_db()
     with audit.audited(db, (actor or user)["username"], "instance.restore", instance["fqdn"],
                        member=user["username"], detail=f"backup {backup['id']} of "

@@ -2,8 +2,8 @@
 idempotent creates, ETag/If-Match, the audit's token name, and the pinned
 OpenAPI document; port forwards, websites, DNS records and custom domains
 (rows only: no worker runs them here; their own test files run them for
-real), and snapshots taken, restored and deleted on one real busybox
-instance with the worker. The live, end-to-end flows are in
+real), and snapshots taken, restored and deleted, and a backup made and
+restored, on one real busybox instance with the worker. The live, end-to-end flows are in
 tests/test_warren_cli.py and tests/test_schemathesis.py."""
 import json
 import time
@@ -290,6 +290,45 @@ def ready(app, alice):
                 for n, name in ((5, "web"), (6, "db"))]
 
 
+def test_backups_are_listed_in_every_state_and_admins_see_the_overview(app, client, alice, ready,
+                                                                       make_user):
+    headers = api_token(app, "alice")
+    with app.app_context():
+        db = get_db()
+        user = db.execute("SELECT id FROM users WHERE username = 'alice'").fetchone()[0]
+        for state, size in (("done", 2048), ("failed", None)):
+            db["backups"].insert({"instance_id": ready[0], "user_id": user, "reason": "schedule",
+                                  "state": state, "size": size, "created_at": "2026-01-01T00:00:00+00:00",
+                                  "finished_at": "2026-01-01T00:01:00+00:00",
+                                  "sha256": "ab" * 32 if size else None,
+                                  "error": None if size else "the disk is full"})
+    queued = client.post(f"/api/v1/instances/{ready[0]}/backups", headers=headers)
+    assert queued.status_code == 202 and queued.headers["Location"] == queued.get_json()["progress_url"]
+    listed = client.get(queued.get_json()["url"], headers=headers).get_json()["items"]
+    assert [(row["state"], row["size"], row["error"]) for row in listed] == [
+        ("queued", None, None), ("failed", None, "the disk is full"), ("done", 2048, None)]
+    assert listed[2]["sha256"] == "ab" * 32 and listed[2]["age"].endswith(" d")
+    assert client.post(f"/api/v1/instances/{ready[0]}/backups", headers=headers).get_json()[
+        "backup_id"] == listed[0]["id"]  # one waiting at a time
+    failed = client.post(f"/api/v1/instances/{ready[0]}/backups/{listed[1]['id']}/restore",
+                         headers=headers, json={"confirm": True})
+    assert failed.status_code == 404  # only a complete backup can be restored
+    elsewhere = client.post(f"/api/v1/instances/{ready[1]}/backups/{listed[2]['id']}/restore",
+                            headers=headers, json={"confirm": True})
+    assert elsewhere.status_code == 404  # another instance's backup
+    assert client.get("/api/v1/admin/backups", headers=headers).status_code == 404
+
+    make_user("boss", role="admin")
+    boss = api_token(app, "boss", scope="admin")
+    overview = client.get("/api/v1/admin/backups", headers=boss).get_json()["items"]
+    assert [(row["member"], row["name"], row["deleted"], row["kept"], row["pending"])
+            for row in overview] == [("alice", "web", False, 1, True)]
+    assert overview[0]["last_good"]["size"] == 2048  # and the failure after it:
+    assert overview[0]["failure"]["error"] == "the disk is full"
+    assert client.post("/api/v1/admin/backups/999/restore-deleted", headers=boss).status_code == 404
+    assert changes_via_token(app, "instance.backup") != []
+
+
 def changes_via_token(app, action: str) -> list:
     with app.app_context():
         return [row["via"] for row in get_db()["audit"].rows_where("action = ?", [action])]
@@ -387,7 +426,7 @@ class Snapshotting:
 def snapshotting(tmp_path_factory, settings, busybox_image):
     folder = tmp_path_factory.mktemp("api-snapshots")
     env = Snapshotting()
-    env.app = make_app(folder)
+    env.app = make_app(folder, backup_dir=str(folder / "backups"))
     env.client, env.username = env.app.test_client(), f"a{uuid.uuid4().hex[:8]}"
     with env.app.app_context():
         accounts.create_user(env.username, PASSWORD)
@@ -475,3 +514,49 @@ def test_snapshots_are_taken_restored_only_when_confirmed_and_deleted(snapshotti
             "action LIKE 'snapshot.%' AND result = 'ok'", order_by="id")]
     assert actions == [("snapshot.take", True)] * 2 + [("snapshot.restore", True)] + \
         [("snapshot.delete", True)] * 2
+
+
+@pytest.mark.slow
+def test_a_backup_is_made_and_restored_only_when_confirmed(snapshotting, settings):
+    env = snapshotting
+    base = f"/api/v1/instances/{env.id}/backups"
+    started = time.monotonic()
+    queued = env.client.post(base, headers=env.headers)
+    assert queued.status_code == 202, queued.get_json()
+    backup_id = queued.get_json()["backup_id"]
+    made = {}
+
+    def settled():
+        rows = env.client.get(queued.get_json()["url"], headers=env.headers).get_json()["items"]
+        made.update(next(row for row in rows if row["id"] == backup_id))
+        return made["state"] in ("done", "failed")
+    wait_until(settled, timeout=60, message="the backup made")
+    assert made["state"] == "done" and made["size"] > 0 and len(made["sha256"]) == 64, made
+    print(f"backup of a busybox through the API: {time.monotonic() - started:.1f} s")
+
+    url = f"{base}/{backup_id}/restore"
+    refused = env.client.post(url, headers=env.headers, json={})
+    assert refused.status_code == 422
+    said = refused.get_json()["fields"]["confirm"][0]
+    assert "will be lost" in said and "It is running now" in said, said
+    assert env.client.get(f"/api/v1/instances/{env.id}/progress",
+                          headers=env.headers).get_json()["status"] == "ready"  # nothing queued
+    started = time.monotonic()
+    restoring = env.client.post(url, headers=env.headers, json={"confirm": True})
+    assert restoring.status_code == 202, restoring.get_json()
+    progress = {}
+
+    def restored():
+        progress.update(env.client.get(restoring.get_json()["progress_url"],
+                                       headers=env.headers).get_json())
+        return progress["status"] != "restoring"
+    wait_until(restored, timeout=60, message="the restore done")
+    assert progress["status"] == "ready" and any(
+        event["message"].startswith("Restored from") for event in progress["events"]), \
+        progress["events"][-3:]
+    print(f"restore of a running busybox from a backup through the API: "
+          f"{time.monotonic() - started:.1f} s")
+    with env.app.app_context():
+        actions = [row["action"] for row in get_db()["audit"].rows_where(
+            "action IN ('instance.backup', 'instance.restore') AND result = 'ok' AND via IS NOT NULL")]
+    assert actions == ["instance.backup", "instance.restore"]

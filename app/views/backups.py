@@ -33,10 +33,9 @@ def back_up(instance_id):
 @bp.route("/instances/<int:instance_id>/backups/<int:backup_id>/restore")
 @login_required
 def confirm_restore(instance_id, backup_id):
-    instance, backup = backups.own_backup(g.user, instance_id, backup_id)
-    state = {row["id"]: row["state"] for row in instances.list_instances(g.user)}.get(instance["id"])
-    return render_template("member/restore.html", instance=instance, backup=backup,
-                           lost=restores.what_is_lost(instance, backup, state), button=EmptyForm())
+    instance, backup, lost = restores.restore_plan(g.user, instance_id, backup_id)
+    return render_template("member/restore.html", instance=instance, backup=backup, lost=lost,
+                           button=EmptyForm())
 
 
 @bp.route("/instances/<int:instance_id>/backups/<int:backup_id>/restore", methods=["POST"])

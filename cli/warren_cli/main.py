@@ -9,7 +9,7 @@ Exit codes (also in `warren --help`):
   5  invalid input (422; every field error is printed)
   6  conflict: a clash with the current state, a quota, a stale version (409/412)
   7  Warren could not be reached, or failed (5xx), or a rate limit (429)
-  8  the instance, or a snapshot's take, restore or deletion, failed while --wait followed it
+  8  the instance, or a snapshot's or backup's action, failed while --wait followed it
 """
 import os
 import shutil
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import click
 
-from . import config, publishing, snapshots
+from . import backups, config, publishing, snapshots
 from .client import Client
 from .common import Failed, client, fail_on_errors, json_option, show, table
 
@@ -30,8 +30,8 @@ SETTLED = ("ready", "failed", "delete-failed", "denied", "awaiting-approval")
 @click.group(epilog="Exit codes:\n\n\b\n" + EXIT_CODES)
 @click.version_option("1.0.0", prog_name="warren")
 def cli():
-    """Warren from a shell: your instances, their snapshots, forwards, websites, DNS records and
-    domains, usage, tokens; members for admins."""
+    """Warren from a shell: your instances, their snapshots, backups, forwards, websites, DNS
+    records and domains, usage, tokens; members for admins."""
 
 
 @cli.command()
@@ -348,8 +348,8 @@ def member_invite(role, tier, hours):
     click.echo(client().call("invite", json={"role": role, "tier": tier, "hours": hours})["url"])
 
 
-for _group in (snapshots.snapshot, publishing.forward, publishing.site, publishing.record,
-               publishing.domain):
+for _group in (snapshots.snapshot, backups.backup, publishing.forward, publishing.site,
+               publishing.record, publishing.domain):
     cli.add_command(_group)
 
 

@@ -95,8 +95,8 @@ def docs():
 
 def init_app(app: Flask) -> Api:
     """Register every resource and the OpenAPI document."""
-    from . import (admin_approvals, admin_audit, admin_members, admin_profiles, account, domains,
-                   forwards, instances, keys, records, sites, snapshots)
+    from . import (admin_approvals, admin_audit, admin_backups, admin_members, admin_profiles,
+                   account, backups, domains, forwards, instances, keys, records, sites, snapshots)
     from ... import csrf
 
     app.config.update(
@@ -110,7 +110,7 @@ def init_app(app: Flask) -> Api:
     api = WarrenApi(app)
     # One line per resource: adding one is a module with a `bp` and a line here.
     RESOURCES = (instances, keys, account, admin_members, admin_profiles, admin_approvals,
-                 admin_audit, snapshots, forwards, sites, records, domains)
+                 admin_audit, snapshots, forwards, sites, records, domains, backups, admin_backups)
     for module in RESOURCES:
         csrf.exempt(module.bp)
         api.register_blueprint(module.bp)

@@ -48,6 +48,54 @@ class SnapshotAcceptedSchema(Schema):
     warnings = fields.List(Str(), metadata={"description": "What the restore loses (restores only)."})
 
 
+# Backups
+
+class BackupSchema(Schema):
+    id = Int(required=True)
+    created_at = Str(required=True, metadata={"description": "When it was made (queued)."})
+    finished_at = text()
+    age = Str(required=True, metadata={"description": "How long ago it was made: 5 min, 3 h, 2 d."})
+    size = Int(allow_none=True, required=True, metadata={"description": "Bytes of the backup file."})
+    reason = Str(required=True, metadata={"description": "schedule or manual."})
+    state = Str(required=True, metadata={"description": "queued, running, done or failed; only "
+                                                        "done ones can be restored."})
+    sha256 = text(metadata={"description": "The file's checksum, read whole before a restore."})
+    error = text(metadata={"description": "Why it failed, or why a restore refused it (its "
+                                          "checksum)."})
+
+
+class BackupAcceptedSchema(Schema):
+    instance_id = Int(required=True)
+    backup_id = Int(required=True)
+    action = Str(required=True, metadata={"description": "backup or restore."})
+    url = Str(required=True, metadata={"description": "The instance's backups: this one's state "
+                                                      "is done (or failed) once made."})
+    progress_url = Str(required=True, metadata={"description": "The instance's progress; its "
+                                                               "events tell each step and failure."})
+
+
+class BackupOverviewSchema(Schema):
+    instance_id = Int(required=True)
+    member = Str(required=True)
+    name = Str(required=True)
+    deleted = fields.Boolean(required=True, metadata={"description": "The instance is gone; "
+                                                                     "restore-deleted brings it back."})
+    last_good = fields.Nested(BackupSchema, allow_none=True, required=True)
+    kept = Int(required=True, metadata={"description": "How many good backups are retained."})
+    good = fields.List(fields.Nested(BackupSchema), required=True,
+                       metadata={"description": "The retained good backups, newest first."})
+    failure = fields.Nested(BackupSchema, allow_none=True, required=True,
+                            metadata={"description": "The last failure since the last good one."})
+    pending = fields.Boolean(required=True, metadata={"description": "A backup is queued or running."})
+
+
+class RestoredSchema(Schema):
+    instance_id = Int(required=True)
+    fqdn = Str(required=True)
+    ipv4 = text(metadata={"description": "Its old address, or a new one when that was taken."})
+    status = Str(required=True)
+
+
 # Port forwards
 
 class ForwardSchema(Schema):
