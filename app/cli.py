@@ -232,13 +232,17 @@ def restore(path, no_instances):
 
 @click.command("worker")
 def run_worker():
-    """Run the provisioning worker until SIGTERM or Ctrl-C."""
+    """Run the provisioning worker until SIGTERM or Ctrl-C (SIGUSR1 prints
+    where every thread is, on standard error)."""
+    import faulthandler
     import signal
 
     from .worker import Worker
-    worker = Worker(current_app._get_current_object()).start()
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    worker = Worker(current_app._get_current_object())
+    for signum in (signal.SIGTERM, signal.SIGINT):  # before start: a stop may come at once
         signal.signal(signum, lambda *_: worker.stop(wait_for_passes=False))
+    worker.start()
     click.echo(f"worker running with {current_app.config['WARREN'].worker_threads} threads")
     worker.wait()
 

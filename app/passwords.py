@@ -1,10 +1,17 @@
 """Password hashing with argon2id (argon2-cffi's defaults follow RFC 9106)."""
+from functools import cache
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 _hasher = PasswordHasher()  # argon2id; parameters are recorded in each hash
-# Verified against when the user does not exist, so both paths cost the same.
-_DUMMY_HASH = _hasher.hash("warren-timing-equaliser")
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verified against when the user does not exist, so both paths cost the
+    same (made on first use: every process, the worker too, imports this)."""
+    return _hasher.hash("warren-timing-equaliser")
 
 
 def hash_password(password: str) -> str:
@@ -15,7 +22,7 @@ def hash_password(password: str) -> str:
 def verify_password(password_hash: str | None, password: str) -> bool:
     """True when the password matches; constant work for an unknown user."""
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        return _hasher.verify(password_hash or _dummy_hash(), password) and password_hash is not None
     except (VerificationError, InvalidHashError):
         return False
 

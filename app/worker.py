@@ -79,7 +79,10 @@ class Worker:
         self._socket = None
 
     def start(self) -> "Worker":
-        """Release dead workers' jobs, bind the wake-up socket, start the threads."""
+        """Release dead workers' jobs, bind the wake-up socket, start the
+        threads (nothing, if stop() came first)."""
+        if self._stop.is_set():
+            return self
         with self.app.app_context():
             released = jobs.release_dead(get_db())
             if released:
@@ -95,7 +98,8 @@ class Worker:
         self._threads += [threading.Thread(target=self._run, name=f"job-{number}", daemon=True)
                           for number in range(self.settings.worker_threads)]
         for thread in self._threads:
-            thread.start()
+            if not self._stop.is_set():
+                thread.start()
         return self
 
     def stop(self, wait_for_passes: bool = True) -> None:
@@ -115,7 +119,8 @@ class Worker:
         # A thread still busy after STOP_REPORT_SECONDS shows where it is.
         faulthandler.dump_traceback_later(STOP_REPORT_SECONDS, file=sys.stderr)
         deadline = time.monotonic() + STOP_GRACE_SECONDS
-        waited = [thread for thread in self._threads if wait_for_passes or thread.name != "reconcile"]
+        waited = [thread for thread in self._threads if thread.ident is not None
+                  and (wait_for_passes or thread.name != "reconcile")]
         for thread in waited:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
         faulthandler.cancel_dump_traceback_later()
@@ -123,6 +128,8 @@ class Worker:
         if busy:
             log.warning("stopping with %s still busy; their jobs run again on the next start",
                         ", ".join(busy))
+        if self._socket is None:
+            return
         self._socket.close()
         try:
             os.unlink(self.settings.worker_socket)

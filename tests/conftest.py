@@ -25,8 +25,9 @@ MARKERS = {
     "slow": "takes more than a few seconds (left out of the quick loop: -m 'not slow')",
     "browser": "drives a real headless Chromium against a live Warren",
     "vm": "boots virtual machines on the VM test daemon",
-    "serial": "stops a daemon every test shares, or needs the machine to itself (VM boots, worker "
-              "kills): the whole suite runs these alone, after the others",
+    "serial": "needs a quiet machine (VM boots, worker kills): the whole suite runs these after "
+              "the others, two files at a time",
+    "outage": "stops a daemon every test shares: the whole suite runs these alone, at the end",
 }
 # Fixtures that reach a real backend: tests using them get the marker.
 BACKEND_FIXTURES = {"lxd": {"lxd_client", "instances", "worker", "members", "debian_image"},

@@ -3,6 +3,7 @@ threads, app/gunicorn_config.py) and the worker process, driven over HTTP.
 Used by the tests and bench/."""
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -35,7 +36,8 @@ class LiveWarren:
         self.base = f"http://127.0.0.1:{self.port}"
         self.env = dict(os.environ, WARREN_DATABASE=str(self.folder / "warren.sqlite3"),
                         WARREN_SECRET_KEY="l" * 48,
-                        WARREN_WORKER_SOCKET=str(self.folder / "worker.sock"))
+                        WARREN_WORKER_SOCKET=str(self.folder / "worker.sock"),
+                        PYTHONUNBUFFERED="1")  # a killed process's last lines stay in the log
         self.workers = workers
         self.with_worker = worker
         self.processes: list[subprocess.Popen] = []
@@ -94,6 +96,8 @@ class LiveWarren:
         try:
             process.wait(timeout=120)
         except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGUSR1)  # `flask worker` prints its threads' stacks
+            time.sleep(2)
             process.kill()
             process.wait()
             raise AssertionError("the worker did not stop within 120 s of SIGTERM; its log ends: "

@@ -173,7 +173,7 @@ def lxd_outage():
 
 
 @pytest.mark.slow
-@pytest.mark.serial
+@pytest.mark.outage
 def test_lxd_outage_gives_a_clear_error_and_leaves_nothing_half_made(app, settings, dig, worker,
                                                                      members, lxd_outage):
     stop, start = lxd_outage
