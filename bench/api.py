@@ -2,10 +2,13 @@
 with --instances rows in the store, against Warren as bin/up runs it
 (gunicorn, 4 workers), for --seconds with --clients concurrent clients.
 Prints requests per second, p50 and p99 latency, and the LXD requests each
-list request cost: Warren reaches LXD through a counting proxy on a unix
-socket here (every HTTP request to LXD passes it), so the count is LXD's
-own, not an estimate. Goal: at most 2 LXD requests per list request,
-whatever the number of instances.
+list request cost. The clients are processes of their own, and Warren
+talks to LXD's socket directly while they run; the LXD requests are then
+counted over 200 list requests of a second Warren that reaches LXD through
+a counting proxy on a unix socket (every HTTP request to LXD passes it),
+so the count is LXD's own, not an estimate, and the proxy's own cost is
+not in the latency. Goals: p99 under 50 ms with 4 gunicorn workers; at
+most 2 LXD requests per list request, whatever the number of instances.
 
 The rows are written straight into the scratch database (no containers:
 the list reads LXD's state of the member's project in one request whatever
@@ -14,6 +17,7 @@ it holds). No worker runs.
     bin/bench api [--instances 1000] [--seconds 10] [--clients 8]
 """
 import argparse
+import multiprocessing
 import os
 import re
 import socket
@@ -23,7 +27,6 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
@@ -34,6 +37,7 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 from app.config import load_settings  # noqa: E402
 from live import LiveWarren  # noqa: E402
 
+COUNTED = 200  # list requests the LXD requests are counted over
 REQUEST_LINE = re.compile(rb"(?:^|\r\n)(GET|POST|PUT|PATCH|DELETE) /1\.0")
 
 
@@ -87,6 +91,43 @@ def fill(database: Path, username: str, count: int) -> None:
     db.close()
 
 
+def client(job: tuple) -> list[float]:
+    """One closed-loop client (a process of its own, so that the clients do
+    not queue on one interpreter lock): its latencies until the deadline."""
+    url, headers, deadline = job
+    session = requests.Session()
+    session.trust_env = False
+    latencies = []
+    while time.monotonic() < deadline:
+        start = time.perf_counter()
+        response = session.get(url, headers=headers, timeout=30)
+        latencies.append(time.perf_counter() - start)
+        if response.status_code != 200:
+            raise SystemExit(f"GET {url}: {response.status_code} {response.text[:300]}")
+    return latencies
+
+
+def measure(warren: LiveWarren, url: str, headers: dict, clients: int, seconds: float) -> tuple:
+    """Warm every gunicorn worker up, then run the clients; (latencies, wall)."""
+    with requests.Session() as session:
+        for _ in range(20):  # every worker's LXD client, imports
+            session.get(url, headers=headers, timeout=30).raise_for_status()
+    started = time.monotonic()
+    with multiprocessing.get_context("fork").Pool(clients) as pool:
+        results = pool.map(client, [(url, headers, started + seconds)] * clients)
+    return sorted(latency for result in results for latency in result), time.monotonic() - started
+
+
+def started_warren(folder: str, instances: int, lxd_socket: str) -> tuple:
+    warren = LiveWarren(folder, workers=4, worker=False)
+    warren.env.update(WARREN_LXD_SOCKET=lxd_socket, WARREN_API_RATE_PER_MINUTE="1000000")
+    warren.start()
+    warren.add_member("benchapi")
+    headers = {"Authorization": f"Bearer {warren.token('benchapi')}"}
+    fill(Path(folder) / "warren.sqlite3", "benchapi", instances)
+    return warren, headers
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--instances", type=int, default=1000)
@@ -94,57 +135,37 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     args = parser.parse_args()
     settings = load_settings()
+    # Latency first, Warren on LXD's own socket; then the LXD requests,
+    # through the counting proxy (which costs time of its own).
     with tempfile.TemporaryDirectory(prefix="warren-bench-api-") as folder:
-        proxy = CountingProxy(os.path.join(folder, "lxd.socket"), settings.lxd_socket)
-        warren = LiveWarren(folder, workers=4, worker=False)
-        warren.env.update(WARREN_LXD_SOCKET=proxy.path, WARREN_API_RATE_PER_MINUTE="1000000")
-        warren.start()
+        warren, headers = started_warren(folder, args.instances, settings.lxd_socket)
+        url = f"{warren.base}/api/v1/instances?per_page=50"
         try:
-            warren.add_member("benchapi")
-            headers = {"Authorization": f"Bearer {warren.token('benchapi')}"}
-            fill(Path(folder) / "warren.sqlite3", "benchapi", args.instances)
-            url = f"{warren.base}/api/v1/instances?per_page=50"
-            local = threading.local()
-
-            def one() -> float:
-                if not hasattr(local, "session"):
-                    local.session = requests.Session()
-                    local.session.trust_env = False
-                start = time.perf_counter()
-                response = local.session.get(url, headers=headers, timeout=30)
-                elapsed = time.perf_counter() - start
-                if response.status_code != 200:
-                    raise SystemExit(f"GET {url}: {response.status_code} {response.text[:300]}")
-                return elapsed
-
-            for _ in range(20):  # warm every worker up (its LXD client, imports)
-                one()
-            total = requests.get(url, headers=headers, timeout=30).json()
-            before, latencies = proxy.count, []
-            deadline = time.monotonic() + args.seconds
-            started = time.monotonic()
-
-            def loop() -> list[float]:
-                mine = []
-                while time.monotonic() < deadline:
-                    mine.append(one())
-                return mine
-
-            with ThreadPoolExecutor(args.clients) as pool:
-                for result in pool.map(lambda _: loop(), range(args.clients)):
-                    latencies += result
-            wall = time.monotonic() - started
-            calls = proxy.count - before
+            page = requests.get(url, headers=headers, timeout=30).json()
+            latencies, wall = measure(warren, url, headers, args.clients, args.seconds)
         finally:
             warren.stop()
-    latencies.sort()
+    with tempfile.TemporaryDirectory(prefix="warren-bench-api-") as folder:
+        proxy = CountingProxy(os.path.join(folder, "lxd.socket"), settings.lxd_socket)
+        warren, headers = started_warren(folder, args.instances, proxy.path)
+        url = f"{warren.base}/api/v1/instances?per_page=50"
+        try:
+            with requests.Session() as session:
+                session.get(url, headers=headers, timeout=30).raise_for_status()
+                before = proxy.count
+                for _ in range(COUNTED):
+                    session.get(url, headers=headers, timeout=30).raise_for_status()
+                calls = proxy.count - before
+        finally:
+            warren.stop()
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-    print(f"GET /api/v1/instances (page of {len(total['items'])}, {args.instances} instances in the "
+    print(f"GET /api/v1/instances (page of {len(page['items'])}, {args.instances} instances in the "
           f"store), gunicorn 4 workers, {args.clients} clients, {wall:.1f} s")
     print(f"  requests:          {len(latencies)}  ({len(latencies) / wall:.0f} req/s)")
     print(f"  latency:           p50 {statistics.median(latencies) * 1000:.1f} ms, "
-          f"p99 {p99 * 1000:.1f} ms")
-    print(f"  LXD requests:      {calls} ({calls / len(latencies):.2f} per list request; goal <= 2)")
+          f"p99 {p99 * 1000:.1f} ms (goal p99 < 50 ms)")
+    print(f"  LXD requests:      {calls} for {COUNTED} list requests ({calls / COUNTED:.2f} each; "
+          "goal <= 2)")
 
 
 if __name__ == "__main__":
