@@ -158,6 +158,35 @@ def test_the_instance_list_reads_its_page_in_sql_and_lxd_only_for_rows(app, clie
         assert instances.list_instances(user, 2, 10) == []
 
 
+def test_the_instance_list_answers_what_its_schema_dumps(app, client, alice, monkeypatch):
+    # The list skips marshmallow's dump for speed (app/views/api/instances.py
+    # listed()); it must give byte for byte what the schema would.
+    from app.views.api import instances as instances_view
+    from app.views.api.instances import present_all
+    from app.views.api.schemas import InstanceSchema
+    from support import instance_row
+    with app.app_context():
+        db = get_db()
+        user = accounts.find_user("alice")
+        ready = instance_row(db, user["id"], "web", "ready", "10.0.0.9")
+        instance_row(db, user["id"], "db", "queued", None)
+        failed = instance_row(db, user["id"], "old", "failed", None)
+        db["instances"].update(failed, {"error": "LXD refused", "lease_expires_at": "2027-01-01"})
+        lxd_name = db["instances"].get(ready)["lxd_name"]
+    monkeypatch.setattr(lxd, "instance_states", lambda client: {lxd_name: "Running"})
+    answer = client.get("/api/v1/instances", headers=alice).get_json()
+    with app.test_request_context():
+        rows = [dict(row, state=state) for row, state in
+                zip(get_db()["instances"].rows_where(order_by="name"), ("-", "-", "Running"))]
+        rows[0].pop("state")  # a row without LXD's state too
+        expected = InstanceSchema(many=True).dump(present_all(rows[1:]))
+        assert instances_view.listed(present_all(rows)) == InstanceSchema(many=True).dump(
+            present_all(rows))
+    assert answer["items"][1:] == expected
+    assert {item["name"]: item["ssh"] is not None for item in answer["items"]} == {
+        "db": False, "old": False, "web": True}
+
+
 def test_the_audit_names_the_token_that_acted(app, client, make_user):
     make_user("boss", role="admin")
     headers = api_token(app, "boss", "admin")

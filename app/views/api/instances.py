@@ -3,7 +3,7 @@ Idempotency-Key makes retries safe), show, progress, power actions,
 delete, lease renewal."""
 import json
 
-from flask import g, request, url_for
+from flask import g, jsonify, request, url_for
 from flask.views import MethodView
 
 from ... import addresses, idempotency, instances, jobs, leases, sshjump
@@ -36,6 +36,17 @@ def present_all(rows: list[dict]) -> list[dict]:
             for row in rows]
 
 
+LISTED = tuple(InstanceSchema().fields)
+
+
+def listed(items: list[dict]) -> list[dict]:
+    """What InstanceSchema(many=True).dump gives for presented rows (their
+    values already have the schema's types), without marshmallow's work per
+    field: a third of a list request's time. tests/test_api.py holds the
+    two equal; the schema still documents the list."""
+    return [{key: item[key] for key in LISTED if key in item} for item in items]
+
+
 def _url_maker(endpoint: str):
     """url_for(endpoint, instance_id=...) as a function of the id, routed once."""
     marker = "9" * 19  # a number no id route holds elsewhere in its path
@@ -57,7 +68,7 @@ class Instances(MethodView):
         """Your instances, by name, with LXD's live state."""
         result = pages.page_from(lambda limit, offset: instances.list_instances(g.user, limit, offset),
                                  args)
-        return {**result, "items": present_all(result["items"])}
+        return jsonify({**result, "items": listed(present_all(result["items"]))})
 
     @bp.arguments(InstanceCreateSchema)
     @bp.response(202, InstanceSchema)
