@@ -48,8 +48,9 @@ ensure_venv() {
     local stamp=$VENV/.requirements.sha256
     local want
     # The `warren` command-line client (cli/, its own package) is installed too,
-    # editable, so the tests run the command as a user would.
-    want=$(cat "$REPO/requirements.txt" "$REPO/cli/pyproject.toml" | sha256sum | cut -d' ' -f1)
+    # editable, so the tests run the command as a user would. The checkout's
+    # path is part of the stamp: an editable install points into one checkout.
+    want=$({ echo "$REPO"; cat "$REPO/requirements.txt" "$REPO/cli/pyproject.toml"; } | sha256sum | cut -d' ' -f1)
     if [ ! -x "$VENV/bin/python" ]; then
         say "creating the Python environment in $VENV"
         /usr/bin/python3 -m venv "$VENV"
