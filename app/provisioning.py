@@ -68,6 +68,9 @@ def nic_device(network: str, ipv4: str, ipv6: str | None = None) -> dict:
     return nic
 
 
+KEYS_KEY = "user.warren.keys"  # root's authorized_keys, for images with the key template
+
+
 def instance_setup(instance: dict, profile, image: dict, quota, owner: str) -> tuple[dict, dict]:
     """The config and devices of a new LXD instance for a request.
 
@@ -97,7 +100,16 @@ def instance_setup(instance: dict, profile, image: dict, quota, owner: str) -> t
         config["limits.cpu.priority"] = str(quotas.cpu_priority(quota, profile))
         if cloud_init:
             config["user.user-data"] = cloud_config(keys)
+        elif takes_key_template(image):
+            config[KEYS_KEY] = "".join(f"{key}\n" for key in keys)
     return config, devices
+
+
+def takes_key_template(image: dict) -> bool:
+    """Whether the image writes root's authorized_keys from the instance's
+    user.warren.keys through an LXD template (at its first start, without
+    a file push round trip: image property warren.key-template)."""
+    return image.get("warren.key-template") == "true"
 
 
 def _member_client(instance: dict):
@@ -138,7 +150,7 @@ def provision(db, instance: dict) -> None:
                                       instance_type=instance["instance_type"],
                                       lock_path=lxd.create_lock_path(settings.lxd_socket))
     checkpoint("created")
-    if image.get("warren.cloud-init") != "true":
+    if image.get("warren.cloud-init") != "true" and not takes_key_template(image):
         # Before the start: pushing while LXD starts the container races in
         # LXD's file API (the forkfile connection is reset mid-transfer).
         lxd.push_file(created, "/root/.ssh/authorized_keys", "\n".join(keys) + "\n", 0o600)

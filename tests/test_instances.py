@@ -40,6 +40,9 @@ def test_request_builds_a_running_unprivileged_limited_instance_that_resolves(
     assert cgroup_value(instance, "memory.max", "memory/memory.limit_in_bytes") == str(512 * 1024 ** 2)
     assert cgroup_value(instance, "pids.max", "pids/pids.max") == "500"
     assert KEY in run_in(instance, "cat", "/root/.ssh/authorized_keys")
+    # busybox takes them through its LXD template (no file push): owner-only, root's
+    assert run_in(instance, "stat", "-c", "%a %u", "/root/.ssh/authorized_keys") == "600 0"
+    assert instance.config["user.warren.keys"] == KEY + "\n"
     fqdn = f"web.{alice.username}.{settings.dns_zone}"
     assert progress["fqdn"] == fqdn
     assert dig(fqdn) == [progress["ipv4"]]

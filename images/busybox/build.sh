@@ -21,10 +21,18 @@ install -m 0755 "$here/cgroups.sh" "$root/etc/cgroups.sh"
 echo busybox > "$root/etc/hostname"
 printf 'root:x:0:0:root:/root:/bin/sh\n' > "$root/etc/passwd"
 printf 'root:x:0:\n' > "$root/etc/group"
+# Root's keys come from the instance's user.warren.keys at its first start
+# (LXD keeps an existing file's mode: 0600).
+install -m 0600 /dev/null "$root/root/.ssh/authorized_keys"
 cp -r "$here/templates" "$work/templates"
 write_metadata "$work" busybox "Warren busybox test image" "1.35" "$hash" false \
 "  /etc/hostname:
     when: [create, copy]
-    template: hostname.tpl"
+    template: hostname.tpl
+  /root/.ssh/authorized_keys:
+    when: [create, copy]
+    template: authorized_keys.tpl"
+# app/provisioning.py takes_key_template: no file push for the keys.
+sed -i 's/^  warren.cloud-init: .*/&\n  warren.key-template: "true"/' "$work/metadata.yaml"
 tar -C "$work" --numeric-owner -czf "$out.tmp" metadata.yaml rootfs templates
 mv "$out.tmp" "$out"
