@@ -90,6 +90,7 @@ class _Disk:
         self.handle, self.size, self.digest = handle, 0, hashlib.sha256()
         self._chunks: queue.Queue = queue.Queue(maxsize=QUEUED_CHUNKS)
         self._error: BaseException | None = None
+        self._written = False  # the writer is done
         self._dirty = threading.Event()
         self._threads = [threading.Thread(target=self._write, name="backup-write", daemon=True),
                          threading.Thread(target=self._flush, name="backup-flush", daemon=True)]
@@ -116,16 +117,20 @@ class _Disk:
             while self._chunks.get() is not None:
                 pass
         finally:
+            self._written = True  # before the wake-up: the flusher reads it after its clear()
             self._dirty.set()
 
     def _flush(self) -> None:
-        while self._threads[0].is_alive():
+        while True:
             self._dirty.wait()
             self._dirty.clear()
+            last = self._written
             try:
                 os.fdatasync(self.handle)
             except OSError as error:
                 self._error = self._error or error
+                return
+            if last:
                 return
 
     def put(self, chunk: bytes) -> None:

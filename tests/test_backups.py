@@ -7,8 +7,11 @@ retention deletes the right file, another member gets 404, and an admin
 brings back a deleted instance."""
 import json
 import re
+import shutil
 import sqlite3
 import subprocess
+import tempfile
+import threading
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -67,6 +70,24 @@ def test_an_interrupted_write_leaves_nothing_that_looks_complete(tmp_path):
     assert (tmp_path / "i/2.tar.gz.sha256").read_text() == f"{digest}  2.tar.gz\n"
     (tmp_path / "i/3.tar.gz").write_bytes(b"no checksum")  # a crash between the two renames
     assert backup_files.clean_partial(str(tmp_path), "i") == ["3.tar.gz"]
+
+
+def test_writes_end_however_the_write_and_flush_threads_interleave():
+    # The flush thread once missed the writer's last wake-up and waited for
+    # ever. On tmpfs (instant syncs) that came within the first few files;
+    # a hang fails by the timeout.
+    folder = tempfile.mkdtemp(dir="/dev/shm")
+
+    def many():
+        for number in range(2000):
+            backup_files.write_backup(folder, f"i/{number % 3}.tar", lambda write: write(b"x"))
+    try:
+        thread = threading.Thread(target=many, daemon=True)
+        thread.start()
+        thread.join(timeout=30)
+        assert not thread.is_alive(), "a backup write never finished"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_a_changed_byte_is_refused_by_the_checksum(tmp_path):
