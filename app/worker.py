@@ -49,18 +49,41 @@ PASSES = (
 )
 
 
-def run_passes(db, settings, stopping=lambda: False) -> dict[str, list[str]]:
+# Passes that measure rather than repair, and cost LXD a request per
+# member, run at most this often in the worker (the others every
+# WARREN_RECONCILE_SECONDS), so that a round stays short and a repair such
+# as publishing names after a DNS outage comes within an interval or two.
+# Warren checks the quota itself on every snapshot request, and each
+# snapshot job measures its member again.
+SPACED = {"snapshot space": 300}
+
+
+def run_passes(db, settings, stopping=lambda: False,
+               last_runs: dict | None = None) -> dict[str, list[str]]:
     """Run every periodic pass once, each in its own guard; what each did.
-    Stops between passes once stopping() says so (the worker is shutting down)."""
+    Stops between passes once stopping() says so (the worker is shutting
+    down). With last_runs (the worker's: pass name -> when it last ran), the
+    SPACED passes run only when their time has come."""
     done = {}
     for name, run in PASSES:
         if stopping():
             break
+        if last_runs is not None and name in SPACED:
+            if time.monotonic() - last_runs.get(name, -SPACED[name]) < SPACED[name]:
+                continue
+            last_runs[name] = time.monotonic()
+        started = time.monotonic()
         try:
             done[name] = run(db, settings) or []
         except Exception:  # never let one pass stop the others or the worker
             log.exception("the %s pass failed", name)
+        took = time.monotonic() - started
+        if took > SLOW_PASS_SECONDS:
+            log.warning("the %s pass took %.1f s", name, took)
     return done
+
+
+SLOW_PASS_SECONDS = 1.0  # a pass slower than this is logged (they all share one thread)
 
 
 STOP_REPORT_SECONDS = 20
@@ -156,8 +179,9 @@ class Worker:
         profile sync, deletions, retention)."""
         with self.app.app_context():
             db = get_db()
+            last_runs: dict[str, float] = {}
             while not self._stop.is_set():
-                done = run_passes(db, self.settings, self._stop.is_set)
+                done = run_passes(db, self.settings, self._stop.is_set, last_runs)
                 if any(done.values()):  # a pass may have queued jobs
                     jobs.wake_worker(self.settings)
                 self._stop.wait(self.settings.reconcile_seconds)

@@ -122,8 +122,16 @@ def test_named_outage_during_creation(app, settings, zone, dig, fast_reconcile, 
     named("start")
     started = time.monotonic()
     # The worker's own periodic pass publishes them: within two intervals.
-    while not all(dig(progress["fqdn"]) for progress in settled):
-        assert time.monotonic() - started < 2 * fast_reconcile, "names not published in time"
+    # A round of lookups takes a while on a busy machine, so a round fails
+    # the test only when it began after the deadline (a name it still
+    # missed was then missing after the deadline).
+    pending = [progress["fqdn"] for progress in settled]
+    while True:
+        checked_at = time.monotonic() - started
+        pending = [fqdn for fqdn in pending if not dig(fqdn)]
+        if not pending:
+            break
+        assert checked_at < 2 * fast_reconcile, f"names not published in time: {pending}"
         time.sleep(0.1)
     for progress in settled:
         assert dig(progress["fqdn"]) == [progress["ipv4"]]  # exactly one address: no duplicates
