@@ -94,7 +94,15 @@ class LiveWarren:
     def stop_worker(self, process: subprocess.Popen) -> None:
         process.terminate()
         try:
-            process.wait(timeout=120)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                # Seen rarely under load: a SIGTERM that the worker's handler
+                # never ran (its threads all idle). Say so, and ask again.
+                process.send_signal(signal.SIGUSR1)
+                print(f"worker {process.pid} ignored SIGTERM for 60 s; sent it again")
+                process.terminate()
+                process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             process.send_signal(signal.SIGUSR1)  # `flask worker` prints its threads' stacks
             time.sleep(2)
