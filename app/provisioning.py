@@ -148,7 +148,7 @@ def provision(db, instance: dict) -> None:
         created = lxd.create_instance(client, instance["lxd_name"], instance["image"], config=config,
                                       devices=devices, profiles=[profile.name],
                                       instance_type=instance["instance_type"],
-                                      lock_path=lxd.create_lock_path(settings.lxd_socket))
+                                      lock_path=lxd.idmap_lock_path(settings.lxd_socket))
     checkpoint("created")
     if image.get("warren.cloud-init") != "true" and not takes_key_template(image):
         # Before the start: pushing while LXD starts the container races in

@@ -183,7 +183,7 @@ def bring_back(db, settings, instance: dict, backup: dict) -> None:
         lxd.delete_instance(client, instance["lxd_name"])
     with jobs.lease_held(settings.database, jobs.current.get()):
         lxd.import_backup(client, backup_files.tarball(path), settings.lxd_storage_pool, instance["lxd_name"],
-                          lock_path=lxd.create_lock_path(settings.lxd_socket))
+                          lock_path=lxd.idmap_lock_path(settings.lxd_socket))
     lxd.set_device(client, instance["lxd_name"], "eth0",
                    nic_device(settings.lxd_network, instance["ipv4"],
                               addresses.ipv6_of(instance, settings)))

@@ -19,7 +19,8 @@ from .host import (DRIVERS, bridge_config, bridge_port_ipv6, bridge_ports, ensur
                    ensure_network, ensure_storage_pool, host_resources, image_aliases,
                    image_properties,
                    instance_types, network_config, network_range)
-from .instances import (create_instance, create_lock_path, delete_instance, execute, get_instance,
+from .idmaps import lock_path as idmap_lock_path
+from .instances import (create_instance, delete_instance, execute, get_instance,
                         instance_configs, instance_devices, instance_states, ipv4_address, push_file,
                         rename_instance, set_config, set_device, set_power, start_instance)
 from .metrics import cpu_seconds, instance_usage
@@ -36,7 +37,7 @@ __all__ = [
     "DRIVERS", "bridge_config", "bridge_port_ipv6", "bridge_ports", "ensure_default_profile",
     "ensure_network", "ensure_storage_pool", "host_resources", "image_aliases", "image_properties",
     "instance_types", "network_config", "network_range",
-    "create_instance", "create_lock_path", "delete_instance", "execute", "get_instance", "instance_configs",
+    "create_instance", "idmap_lock_path", "delete_instance", "execute", "get_instance", "instance_configs",
     "instance_devices", "instance_states", "ipv4_address", "push_file", "rename_instance",
     "set_config", "set_device", "set_power", "start_instance",
     "cpu_seconds", "instance_usage",

@@ -24,7 +24,7 @@ import pylxd
 from pylxd import exceptions as lxd_exceptions
 
 from .client import translated
-from .instances import _host_lock
+from . import idmaps
 
 # Pools whose driver LXD can back up in its own format (btrfs send streams,
 # zfs send): faster to make and to import than a tarball of every file.
@@ -84,10 +84,21 @@ def import_backup(client: pylxd.Client, tarball: Iterable[bytes], pool: str, nam
                   lock_path: str | None = None) -> None:
     """Create the instance `name` (stopped) in the client's project from an
     uncompressed backup tarball (its chunks, sent as they come), on the
-    pool. LXD hands out its isolated id map during the import, so imports
-    take the host's creation lock as creations do (see create_instance);
-    LXD reads the whole upload before it starts, so the lock covers it."""
-    with _host_lock(lock_path), translated(f"importing instance {name} from a backup"):
-        _wait(client, client.api.instances.post(
-            data=tarball, headers={"Content-Type": "application/octet-stream",
-                                   "X-LXD-pool": pool, "X-LXD-name": name}))
+    pool. LXD hands out its isolated id map during the import, so with
+    lock_path the host's id map lock is taken as for a creation (see
+    app/lxd/idmaps.py): LXD reads the whole upload before it makes the
+    instance, so the lock is taken once the last chunk has gone, not while
+    the upload runs."""
+    with idmaps.allocation(lock_path) as lock, \
+            translated(f"importing instance {name} from a backup"):
+        def body():
+            yield from tarball
+            lock.acquire()
+
+        operation = client.api.instances.post(
+            data=body(), headers={"Content-Type": "application/octet-stream",
+                                  "X-LXD-pool": pool, "X-LXD-name": name}).json()["operation"]
+        if lock_path is not None:
+            idmaps.wait_for_base(client, name, operation)
+        lock.release()
+        client.operations.wait_for_operation(operation)

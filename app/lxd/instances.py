@@ -1,38 +1,13 @@
 """Instances: create, start, stop, rename, delete, configure, run commands
 and write files in them, and list them with their state and devices."""
-import fcntl
-import hashlib
-import os
 import time
-from contextlib import contextmanager
 
 import pylxd
 from pylxd import exceptions as lxd_exceptions
 
 from ..errors import NotFound
+from . import idmaps
 from .client import translated
-
-
-@contextmanager
-def _host_lock(path: str | None):
-    """An exclusive lock shared by every process on the host (flock)."""
-    if path is None:
-        yield
-        return
-    handle = os.open(path, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o600)
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(handle)
-
-
-def create_lock_path(socket_path: str) -> str:
-    """The creation lock of one LXD daemon: every Warren on this host that
-    creates instances through that daemon (a test run beside the real one
-    too) takes the same lock, whatever its data directory."""
-    daemon = hashlib.sha256(os.path.realpath(socket_path).encode()).hexdigest()[:12]
-    return f"/run/lock/warren-lxd-create-{daemon}.lock"
 
 
 def create_instance(client: pylxd.Client, name: str, image: str, *, config: dict | None = None,
@@ -40,14 +15,22 @@ def create_instance(client: pylxd.Client, name: str, image: str, *, config: dict
                     instance_type: str = "container", lock_path: str | None = None):
     """Create (not start) an instance from a local image alias.
 
-    With lock_path, creations are serialised host-wide: LXD 5.0 computes an
-    isolated id map while another container being created still has no
-    volatile.idmap.base, reads it as 0, and hands out a range below the
-    subordinate ids, which then fails to start."""
+    With lock_path (idmaps.lock_path), a container's isolated id map is
+    allocated under the host's id map lock (see app/lxd/idmaps.py): held
+    from the request until LXD has written the range, not while LXD
+    unpacks the image and shifts its files."""
     spec = {"name": name, "type": instance_type, "source": {"type": "image", "alias": image},
             "config": config or {}, "devices": devices or {}, "profiles": profiles or []}
-    with _host_lock(lock_path), translated(f"creating instance {name}"):
-        return client.instances.create(spec, wait=True)
+    if instance_type != "container":
+        lock_path = None  # a VM has no id map
+    with translated(f"creating instance {name}"):
+        with idmaps.allocation(lock_path) as lock:
+            lock.acquire()
+            operation = client.api.instances.post(json=spec).json()["operation"]
+            if lock_path is not None:
+                idmaps.wait_for_base(client, name, operation)
+        client.operations.wait_for_operation(operation)
+        return client.instances.get(name)
 
 
 def start_instance(instance) -> None:
