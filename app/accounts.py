@@ -15,7 +15,7 @@ MIN_PASSWORD = 10
 MAX_PASSWORD = 1024
 
 
-def _check_username(username: str, allow_reserved: bool = False) -> list[str]:
+def check_username(username: str, allow_reserved: bool = False) -> list[str]:
     if not USERNAME.fullmatch(username or ""):
         return ["Use 2 to 32 lower-case letters, digits or hyphens, starting with a letter "
                 "and not ending with a hyphen."]
@@ -39,7 +39,7 @@ def create_user(username: str, password: str, role: str = "member", tier: str = 
     """Create an account; every invalid field is reported at once. Reserved
     names are refused, except for the first admin named in the settings."""
     errors = {}
-    for field, problems in (("username", _check_username(username, allow_reserved)),
+    for field, problems in (("username", check_username(username, allow_reserved)),
                             ("password", _check_password(password)),
                             ("role", [] if role in ROLES else [f"Choose one of {', '.join(ROLES)}."])):
         if problems:
@@ -62,6 +62,22 @@ def create_user(username: str, password: str, role: str = "member", tier: str = 
         audit.record(db, actor, "account.create", username, member=username,
                      detail=f"role {role}, tier {tier}")
     return get_user(user_id)
+
+
+NO_PASSWORD = "!"  # not an argon2 hash: no password signs in until one is set
+
+
+def add_account_without_password(db, username: str, role: str, tier: str, actor: str) -> dict:
+    """Insert an account no password opens yet (an event's team, whose link
+    sets one), inside the caller's transaction; the caller checked the name."""
+    stamp = now()
+    user_id = new_id(db, "users")
+    db["users"].insert({"id": user_id, "username": username, "password_hash": NO_PASSWORD,
+                        "role": role, "tier": tier, "disabled": 0, "created_at": stamp,
+                        "password_changed_at": stamp})
+    audit.record(db, actor, "account.create", username, member=username,
+                 detail=f"role {role}, tier {tier}, no password yet")
+    return {"id": user_id, "username": username}
 
 
 def _public(row: dict) -> dict:

@@ -1,4 +1,4 @@
-"""Command line: `flask --app app user|db|host|tier|backup|restore ...` (bin/up uses these too)."""
+"""Command line: `flask --app app user|db|host|tier|event|backup|restore ...` (bin/up uses these too)."""
 import sys
 import time
 from pathlib import Path
@@ -249,5 +249,6 @@ def run_worker():
 
 def init_app(app):
     """Register the command groups."""
-    for group in (user_cli, db_cli, host_cli, tier_cli, run_worker, backup, restore):
+    from .event_cli import event_cli
+    for group in (user_cli, db_cli, host_cli, tier_cli, event_cli, run_worker, backup, restore):
         app.cli.add_command(group)

@@ -117,6 +117,31 @@ class SignUpForm(FlaskForm):
                             validators=[DataRequired(), EqualTo("password", "The two entries differ.")])
 
 
+class EventForm(FlaskForm):
+    name = StringField("Event name", description="A DNS label: team accounts are named NAME-TEAM.")
+    title = StringField("Title", validators=[Length(max=200)])
+    teams = TextAreaField("Teams", description="A number (35: teams t01 to t35), or one team per "
+                          "line: team, or team,account (a CSV of team names to account names).")
+    machines = TextAreaField("Machines per team", description="One per line: name profile image, "
+                             "e.g. web small debian-12.")
+    starts_at = StringField("Starts (UTC)", description="YYYY-MM-DD HH:MM")
+    ends_at = StringField("Ends (UTC)", description="YYYY-MM-DD HH:MM")
+    build_hours = IntegerField("Build this many hours before the start", default=12)
+    grace_hours = IntegerField("Keep the stopped machines this many hours after the end", default=24)
+    keep = SelectField("Before removal", choices=["backup", "none"],
+                       description="backup: every machine is backed up, then removed; none: removed "
+                                   "without a backup.")
+    keys = TextAreaField("SSH public keys for every machine", description="The organisers' keys; "
+                         "teams use the browser console, or add their own keys inside.")
+
+
+class TeamClaimForm(FlaskForm):
+    password = PasswordField("Team password", validators=[DataRequired()],
+                             description="At least 10 characters; share it with your team.")
+    confirm = PasswordField("Repeat the password",
+                            validators=[DataRequired(), EqualTo("password", "The two entries differ.")])
+
+
 QUOTA_FIELDS = ("instances", "cpu", "memory", "disk", "processes", "cpu_priority", "nesting",
                 "forwards", "records", "domains", "snapshots")
 

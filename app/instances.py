@@ -46,16 +46,19 @@ def _chosen_keys(user: dict, keys_text: str, saved_ids: list) -> tuple[list, lis
 
 
 def request_instance(user: dict, name: str, profile_name: str, image: str, keys_text: str = "",
-                     saved_key_ids: list | None = None) -> dict:
+                     saved_key_ids: list | None = None, approved: bool = False) -> dict:
     """Validate every field, reserve name, quota and address, queue the job
-    (or put it in the approval queue when the profile asks for that)."""
+    (or put it in the approval queue when the profile asks for that, unless
+    an admin approved it beforehand: an event's machines)."""
     target = fqdn_for((name or "").strip().lower(), user["username"], current_settings().dns_zone)
     with audit.audited(get_db(), user["username"], "instance.request", target,
                        member=user["username"], detail=f"profile {profile_name}, image {image}"):
-        return _request_instance(user, name, profile_name, image, keys_text, saved_key_ids)
+        return _request_instance(user, name, profile_name, image, keys_text, saved_key_ids,
+                                 approved)
 
 
-def _request_instance(user, name, profile_name, image, keys_text, saved_key_ids) -> dict:
+def _request_instance(user, name, profile_name, image, keys_text, saved_key_ids,
+                      approved=False) -> dict:
     settings = current_settings()
     name = (name or "").strip().lower()
     errors: dict[str, list[str]] = {}
@@ -97,7 +100,7 @@ def _request_instance(user, name, profile_name, image, keys_text, saved_key_ids)
         if address is None or (settings.network_ipv6_prefix and address6 is None):
             raise Conflict("No free addresses are left on Warren's network; ask an admin.")
         stamp = now()
-        waits = profile.approval and user["role"] != "admin"
+        waits = profile.approval and user["role"] != "admin" and not approved
         instance_id = new_id(db, "instances")
         db["instances"].insert({
             "id": instance_id, "lxd_name": lxd_name(name, instance_id, installation()),
@@ -125,6 +128,14 @@ def _request_instance(user, name, profile_name, image, keys_text, saved_key_ids)
             record_event(db, instance_id, statuses.QUEUED, "Request accepted; waiting for the worker.")
     jobs.wake_worker(settings)
     return get_instance(user, instance_id)
+
+
+def parse_event_keys(keys_text: str) -> tuple[list, list[str]]:
+    """The SSH keys an admin gives every machine of an event (at least one)."""
+    keys, problems = sshkeys.parse_keys(keys_text)
+    if not keys and not problems:
+        problems.append("Paste at least one SSH public key (the organisers').")
+    return keys, problems
 
 
 def member_quota(user: dict) -> quotas.Quota:

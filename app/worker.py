@@ -9,9 +9,9 @@ import sys
 import threading
 import time
 
-from . import (backups, certificates, domains, forwards, ingress, isolation, jobs, leases, members,
-               profile_changes, projects, provisioning, reconcile, records, retention, sessions,
-               snapshots)
+from . import (backups, certificates, domains, events, forwards, ingress, isolation, jobs, leases,
+               members, profile_changes, projects, provisioning, reconcile, records, retention,
+               sessions, snapshots)
 from .profiles import current_profiles
 from .store import get_db
 
@@ -32,6 +32,8 @@ PASSES = (
     ("DNS records", records.sync_all),
     ("reconcile", reconcile.reconcile),
     ("leases", lambda db, _settings: leases.check(db)),
+    # Before member deletions: an event removed with keep=none marks its teams' accounts.
+    ("events", events.advance),
     # Profile files edited on disk: rows count the new limits, projects get them.
     ("profile limits on rows", lambda db, _settings: _lines(
         profile_changes.align_rows(db, current_profiles()), "row(s) given their profile's limits")),

@@ -1,11 +1,11 @@
-"""Login, logout, password change and sign-up by invitation."""
+"""Login, logout, password change, sign-up by invitation and event team links."""
 from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
 
-from .. import accounts, members
+from .. import accounts, events, members
 from ..errors import AuthenticationFailed, Conflict, TooManyAttempts, ValidationError
-from ..forms import LoginForm, PasswordChangeForm, SignUpForm, show_errors
+from ..forms import LoginForm, PasswordChangeForm, SignUpForm, TeamClaimForm, show_errors
 from .guards import login_required
 
 bp = Blueprint("auth", __name__)
@@ -107,3 +107,24 @@ def accept_invite(token):
     elif request.method == "POST":
         status = 422
     return render_template("auth/invite.html", form=form, invitation=invitation), status
+
+
+@bp.route("/team/<token>", methods=["GET", "POST"])
+def claim_team(token):
+    """Set an event team's password through its one-time link, then sign in."""
+    team = events.team_link(token)  # 404 when unknown, used or over
+    form = TeamClaimForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            user = events.claim_team(token, form.password.data)
+        except ValidationError as error:
+            show_errors(form, error.errors)
+            status = 422
+        else:
+            _start_session(user)
+            flash(f"Welcome, team {team['name']}: you are signed in as {user['username']}.")
+            return redirect(url_for("member.dashboard"), 303)
+    elif request.method == "POST":
+        status = 422
+    return render_template("auth/team.html", form=form, team=team), status
