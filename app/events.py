@@ -24,6 +24,7 @@ The worker's pass (advance) moves each event along:
 import dataclasses
 import hashlib
 import json
+import logging
 import re
 import secrets
 from datetime import datetime, timedelta, timezone
@@ -31,13 +32,14 @@ from datetime import datetime, timedelta, timezone
 from . import (accounts, audit, backups, clock, instances, jobs, lxd, projects, quotas, sessions,
                statuses)
 from .config import current_settings
-from .errors import Conflict, NotFound, ValidationError
+from .errors import Conflict, NotFound, ValidationError, WarrenError
 from .instances import NAME as MACHINE_NAME
 from .names import project_name
 from .passes import each_guarded
 from .profiles import current_profiles
 from .store import get_db, now, transaction
 
+log = logging.getLogger(__name__)
 EVENT_NAME = re.compile(r"[a-z][a-z0-9-]{0,18}[a-z0-9]")
 TEAM_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,28}[a-z0-9])?")
 MAX_TEAMS = 500
@@ -163,7 +165,8 @@ def budget_problems(teams: int, quota: quotas.Quota) -> list[str]:
     memory = lxd.host_resources(lxd.connect(settings.lxd_socket))["memory"]
     if teams * quota.memory > memory * settings.event_memory_share / 100:
         total = quotas.show_value("memory", teams * quota.memory)
-        problems.append(f"the machines' memory limits add up to {total}, more than {settings.event_memory_share}% of the host's "
+        problems.append(f"the machines' memory limits add up to {total}, more than "
+                        f"{settings.event_memory_share}% of the host's "
                         f"{quotas.show_value('memory', memory)} (WARREN_EVENT_MEMORY_SHARE).")
     return problems
 
@@ -177,8 +180,13 @@ def create_event(actor: dict, name: str, teams_text: str, machines_text: str, st
     db = get_db()
     name = (name or "").strip().lower()
     with audit.audited(db, actor["username"], "event.create", name or "-"):
-        return _create(db, actor, name, teams_text, machines_text, starts, ends, keys_text,
-                       title, build_hours, grace_hours, keep)
+        event, links = _create(db, actor, name, teams_text, machines_text, starts, ends, keys_text,
+                               title, build_hours, grace_hours, keep)
+    try:  # due already: the machines are requested now, not on the worker's next pass
+        _advance_one(db, event)
+    except WarrenError as error:
+        log.warning("event %s: the build starts on the worker's next pass: %s", name, error)
+    return get(event["id"]), links
 
 
 def _create(db, actor, name, teams_text, machines_text, starts, ends, keys_text, title,

@@ -88,8 +88,7 @@ def test_an_event_is_built_each_team_sees_only_its_own_and_nothing_is_left_at_it
     assert sorted(links) == ["t01", "t02", "t03"]
     accounts = [f"{name}-{team}" for team in sorted(links)]
 
-    # Within its build window: the pass requests the six machines, the worker builds them.
-    assert run_pass(app) == [f"event {name}: requested 6 machine(s)"]
+    # Within its build window: the six machines were requested at once, the worker builds them.
     assert run_pass(app) == []  # nothing twice
 
     def progress():
@@ -168,3 +167,33 @@ def test_team_lists_name_accounts_after_the_event_or_as_given():
                                                  ("t03", "cdc-t03")]
     assert events.parse_teams("blue\nred,crimson-team\n# comment", "cdc") == (
         [("blue", "cdc-blue"), ("red", "crimson-team")], [])
+
+
+def test_with_keep_backup_every_machine_is_backed_up_before_it_is_removed(
+        app, settings, admin, worker, unique_name):
+    name = unique_name("ev")[:10]
+    post_form(admin, "/admin/events", event_form(name, teams="solo", machines="web small busybox",
+                                                 keep="backup"), expect=201)
+
+    def rows():
+        with app.app_context():
+            return events.progress(events.find(name))["rows"]
+    wait_until(lambda: [row for row in rows() if row["status"] == "ready"], timeout=120,
+               message="the machine built")
+    post_form(admin, f"/admin/events/{name}", {}, url=f"/admin/events/{name}/end", expect=303)
+    assert run_pass(app) == [f"event {name} ended"]
+    assert run_pass(app) == []  # grace 0: archiving begins, the backup is queued
+    with app.app_context():
+        assert events.find(name)["state"] == "archiving"
+    wait_until(lambda: run_pass(app) == [f"event {name}: removing"], timeout=180,
+               message="the backup made")
+    wait_until(lambda: not rows(), timeout=120, message="the machine removed")
+    assert run_pass(app) == [f"event {name} removed"]
+    with app.app_context():
+        db = get_db()
+        user = db["users"].get(db["event_teams"].rows_where("event_id = ?", [
+            events.find(name)["id"]]).__next__()["user_id"])
+        assert user["disabled"] == 1 and not user["deleting"]  # it holds the backup
+        made = list(db["backups"].rows_where("user_id = ?", [user["id"]]))
+    assert [row["state"] for row in made] == ["done"]
+    assert not lxd.project_exists(lxd.connect(settings.lxd_socket), project_name(f"{name}-solo"))
