@@ -243,6 +243,25 @@ def sync_mac_guard(bridge: str, ports: dict[str, str]) -> list[str]:
     return changes
 
 
+def guard_mac_port(bridge: str, port: str, mac: str) -> list[str]:
+    """Hold one new port to its MAC at once (an instance just started),
+    replacing a rule a former holder of the port's name left; the others
+    are left to sync_mac_guard. A line per change."""
+    chains = _chains()
+    chain = mac_chain(bridge)
+    changes = ["MAC guard installed"] if _ensure_chain(chains, chain) else []
+    mine = [rule for rule in chains[chain] if f" -i {port} " in f" {rule} "]
+    wanted = mac_rule(port, mac)
+    for rule in mine:
+        if rule != wanted:
+            _ebtables("-D", chain, *rule.split(), check=False)
+            changes.append(f"stale MAC guard for {port} removed")
+    if wanted not in mine:
+        _ebtables("-A", chain, *wanted.split())
+        changes.append(f"MAC guard for {port} added")
+    return changes
+
+
 ND_TABLE = "warren"
 
 
@@ -296,6 +315,17 @@ def sync_nd_guard(bridge: str, addresses: dict[str, str]) -> list[str]:
     return ([f"neighbour guard for {_port(rule)} added" for rule in wanted if rule not in present]
             + [f"neighbour guard for {_port(rule)} removed" for rule in present
                if rule not in wanted])
+
+
+def guard_nd_port(bridge: str, port: str, address: str) -> list[str]:
+    """Hold one new port to advertising its own IPv6 address at once; the
+    other ports' rules stay as they are (sync_nd_guard keeps them all)."""
+    present = _nd_rules(bridge)
+    return sync_nd_guard(bridge, {**{_port(rule): _address(rule) for rule in present}, port: address})
+
+
+def _address(rule: str) -> str:
+    return str(ipaddress.IPv6Address(int(rule.split("!= ")[1].split()[0], 16)))
 
 
 def _port(rule: str) -> str:

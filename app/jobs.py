@@ -102,12 +102,17 @@ def cancel_power(db, instance_id: int) -> int:
                       f"AND kind IN {sql_list(POWER)}", [instance_id]).rowcount
 
 
-def claim(db) -> dict | None:
+BUILD = "provision"  # the kind whose parallelism the worker measures (app/parallelism.py)
+
+
+def claim(db, builds: bool = True) -> dict | None:
     """Take the next runnable job: pending, or running with a lapsed lease,
     with no older unfinished job for the same instance; among those, the
     oldest of the member with the fewest jobs running now. Background jobs
-    (backups) come after every other runnable job, and only while no other
-    background job runs."""
+    (backups) run only while no other job waits (not even a build waiting
+    for a build slot: a burst of builds is not slowed by the backups it
+    schedules) and no other background job runs. builds=False: any job but
+    a build."""
     stamp = now()
     until = (datetime.now(timezone.utc) + LEASE).isoformat(timespec="seconds")
     with transaction(db):
@@ -118,9 +123,11 @@ def claim(db) -> dict | None:
             "AND o.state IN ('pending', 'running') AND (o.instance_id = j.instance_id "
             "OR (j.instance_id IS NULL AND o.instance_id IS NULL AND o.user_id = j.user_id))) "
             f"AND NOT (j.kind IN {sql_list(BACKGROUND)} AND EXISTS (SELECT 1 FROM jobs b "
-            f"WHERE b.id != j.id AND b.kind IN {sql_list(BACKGROUND)} AND b.state = 'running' "
-            "AND b.claimed_until >= ?)) "
-            f"ORDER BY j.kind IN {sql_list(BACKGROUND)}, (SELECT count(*) FROM jobs r LEFT JOIN instances ri ON ri.id = r.instance_id "
+            f"WHERE b.id != j.id AND ((b.kind IN {sql_list(BACKGROUND)} AND b.state = 'running' "
+            f"AND b.claimed_until >= ?) OR (b.kind NOT IN {sql_list(BACKGROUND)} "
+            "AND b.state = 'pending')))) "
+            + ("" if builds else f"AND j.kind != '{BUILD}' ")
+            + f"ORDER BY j.kind IN {sql_list(BACKGROUND)}, (SELECT count(*) FROM jobs r LEFT JOIN instances ri ON ri.id = r.instance_id "
             "WHERE r.state = 'running' AND r.claimed_until >= ? "
             "AND coalesce(r.user_id, ri.user_id) = coalesce(j.user_id, i.user_id)), j.id "
             "LIMIT 1", [stamp, stamp, stamp]).fetchone()
@@ -204,6 +211,12 @@ def finish(db, job_id: int, error: str | None = None) -> None:
     already removed itself with its instance."""
     db.execute("UPDATE jobs SET state = ?, error = ?, claimed_until = NULL, finished_at = ? "
                "WHERE id = ?", ["failed" if error else "done", error, now(), job_id])
+
+
+def builds_waiting(db) -> bool:
+    """Whether a build job waits for a worker thread."""
+    return db.execute("SELECT 1 FROM jobs WHERE kind = ? AND state = 'pending' LIMIT 1",
+                      [BUILD]).fetchone() is not None
 
 
 def pending_count(db) -> int:

@@ -12,6 +12,7 @@ import time
 from . import (backups, certificates, domains, events, forwards, ingress, isolation, jobs, leases,
                members, profile_changes, projects, provisioning, reconcile, records, retention,
                sessions, snapshots)
+from .parallelism import BuildSlots
 from .profiles import current_profiles
 from .store import get_db
 
@@ -102,6 +103,8 @@ class Worker:
         self._wake = threading.Condition()
         self._threads: list[threading.Thread] = []
         self._socket = None
+        # Builds at once: measured while the worker works (app/parallelism.py).
+        self.builds = BuildSlots(self.settings.worker_threads)
 
     def start(self) -> "Worker":
         """Release dead workers' jobs, bind the wake-up socket, start the
@@ -192,16 +195,23 @@ class Worker:
         with self.app.app_context():
             db = get_db()
             while not self._stop.is_set():
+                slot = self.builds.try_acquire()
                 try:
-                    job = jobs.claim(db)
+                    job = jobs.claim(db, builds=slot)
                 except Exception:  # the database was busy past its timeout: try again later
                     log.exception("claiming a job failed")
                     job = None
+                if slot and (job is None or job["kind"] != jobs.BUILD):
+                    self.builds.release(built=False)
                 if job is None:
                     with self._wake:
                         self._wake.wait(timeout=self.settings.worker_poll_seconds)
                     continue
                 self._execute(db, job)
+                if job["kind"] == jobs.BUILD:
+                    self.builds.release(built=True, backlog=jobs.builds_waiting(db))
+                    with self._wake:  # a slot is free: a thread that found none may take it
+                        self._wake.notify()
 
     def _execute(self, db, job: dict) -> None:
         try:

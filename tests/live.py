@@ -37,6 +37,8 @@ class LiveWarren:
         self.env = dict(os.environ, WARREN_DATABASE=str(self.folder / "warren.sqlite3"),
                         WARREN_SECRET_KEY="l" * 48,
                         WARREN_WORKER_SOCKET=str(self.folder / "worker.sock"),
+                        # its backups stay with it, never in the real Warren's directory
+                        WARREN_BACKUP_DIR=str(self.folder / "backups"),
                         PYTHONUNBUFFERED="1")  # a killed process's last lines stay in the log
         self.workers = workers
         self.with_worker = worker

@@ -184,3 +184,20 @@ def api_token(app, username: str, scope: str = "member", days: int = 30) -> dict
         _row, secret = tokens.create(accounts.find_user(username), f"t-{scope}-{time.monotonic_ns()}",
                                      scope, days)
     return {"Authorization": f"Bearer {secret}"}
+
+
+def probe_project(settings, name: str, quota, probe: dict):
+    """An LXD project configured exactly as Warren makes a member's (for
+    the quota), holding one profile `probe` made from a profile's fields;
+    the project's client. The caller deletes the project."""
+    import yaml
+
+    from app import projects
+    from app.profiles import parse_profile
+    lxd.ensure_project(lxd.connect(settings.lxd_socket), name,
+                       projects.project_config(quota, settings.lxd_network, "tests"), "probe")
+    scoped = lxd.connect(settings.lxd_socket, project=name)
+    profile = parse_profile("probe", yaml.safe_dump(probe), "probe.yaml")
+    lxd.ensure_profile(scoped, "probe", profile.lxd_config(),
+                       profile.lxd_devices(settings.lxd_storage_pool, settings.lxd_network), "probe")
+    return scoped

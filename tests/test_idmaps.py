@@ -8,9 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import yaml
 
-from app import lxd, names, projects, quotas
+from app import lxd, names, quotas
 from app.lxd import idmaps
-from app.profiles import parse_profile
+from support import probe_project
 
 PROBE = {"description": "probe", "instance_type": "container",
          "limits": {"cpu": 1, "memory": "128MiB", "disk": "256MiB", "processes": 100,
@@ -47,15 +47,9 @@ def test_overlaps_finds_a_shared_range():
 @pytest.fixture
 def member_project(settings, unique_name):
     name = names.project_name(unique_name("idm"))
-    client = lxd.connect(settings.lxd_socket)
     room = dataclasses.replace(quotas.TIERS["full"], instances=PARALLEL + 1, cpu=PARALLEL + 1,
                                memory=(PARALLEL + 1) * 128 * 2**20, processes=100 * (PARALLEL + 1))
-    lxd.ensure_project(client, name, projects.project_config(room, settings.lxd_network, "tests"),
-                       "probe")
-    scoped = lxd.connect(settings.lxd_socket, project=name)
-    probe = parse_profile("probe", yaml.safe_dump(PROBE), "probe.yaml")
-    lxd.ensure_profile(scoped, "probe", probe.lxd_config(),
-                       probe.lxd_devices(settings.lxd_storage_pool, settings.lxd_network), "probe")
+    probe_project(settings, name, room, PROBE)
     yield name
     lxd.delete_project(settings.lxd_socket, name)
 

@@ -288,3 +288,34 @@ def test_setup_installs_the_dhcp_guard(runner, settings):
     assert firewall.ensure_dhcp_guard(settings.lxd_network, settings.network_address) is False
     assert f"DHCP guard on {settings.lxd_network}: present" in \
         runner.invoke(args=["host", "setup-lxd"]).output
+
+
+def mac_rules(bridge: str) -> list[str]:
+    return firewall._chains().get(firewall.mac_chain(bridge), [])
+
+
+def test_a_started_instance_is_held_to_its_mac_by_its_own_job(settings, worker, members,
+                                                               monkeypatch):
+    """Provisioning guards the new port itself (not only the periodic pass,
+    which is switched off here)."""
+    monkeypatch.setattr(isolation, "guard_bridge", lambda _settings: [])
+    instance, _ = started(settings, members(), "fresh")
+    instance.sync()
+    port = instance.config["volatile.eth0.host_name"]
+    mac = instance.config["volatile.eth0.hwaddr"]
+    assert firewall.mac_rule(port, mac) in mac_rules(settings.lxd_network)
+
+
+def test_a_ports_guard_replaces_what_a_former_holder_of_its_name_left(unique_name):
+    bridge = unique_name("wg")[:12]  # a chain of its own; no such port exists
+    try:
+        assert firewall.guard_mac_port(bridge, "vethtest0", "00:16:3e:00:00:01") == \
+            ["MAC guard installed", "MAC guard for vethtest0 added"]
+        assert firewall.guard_mac_port(bridge, "vethtest0", "00:16:3e:00:00:01") == []
+        firewall.guard_mac_port(bridge, "vethtest1", "00:16:3e:00:00:09")
+        assert firewall.guard_mac_port(bridge, "vethtest0", "00:16:3E:00:00:02") == \
+            ["stale MAC guard for vethtest0 removed", "MAC guard for vethtest0 added"]
+        assert sorted(mac_rules(bridge)) == [firewall.mac_rule("vethtest0", "00:16:3e:00:00:02"),
+                                             firewall.mac_rule("vethtest1", "00:16:3e:00:00:09")]
+    finally:
+        firewall.remove_mac_guard(bridge)

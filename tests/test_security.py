@@ -4,9 +4,10 @@ it is sent straight to the LXD API (real LXD)."""
 import pytest
 import yaml
 
-from app import lxd, names, projects, quotas
+from app import lxd, names, quotas
 from app.errors import LxdError, ValidationError
 from app.profiles import parse_profile
+from support import probe_project
 
 BASE = {"description": "probe", "instance_type": "container",
         "limits": {"cpu": 1, "memory": "128MiB", "disk": "256MiB", "processes": 100,
@@ -41,14 +42,7 @@ DEVICES = [
 def member_project(settings):
     """A member project exactly as Warren makes it (full share), with one profile."""
     name = names.project_name(f"sec{__import__('os').getpid()}")
-    client = lxd.connect(settings.lxd_socket)
-    lxd.ensure_project(client, name, projects.project_config(quotas.TIERS["full"],
-                                                             settings.lxd_network, "tests"), "probe")
-    scoped = lxd.connect(settings.lxd_socket, project=name)
-    probe = parse_profile("probe", yaml.safe_dump(BASE), "probe.yaml")
-    lxd.ensure_profile(scoped, "probe", probe.lxd_config(),
-                       probe.lxd_devices(settings.lxd_storage_pool, settings.lxd_network), "probe")
-    yield scoped
+    yield probe_project(settings, name, quotas.TIERS["full"], BASE)
     lxd.delete_project(settings.lxd_socket, name)
 
 
@@ -89,14 +83,8 @@ def test_the_probe_profile_itself_is_accepted(member_project, unique_name):
 
 def test_half_share_project_refuses_nesting(settings, unique_name):
     name = names.project_name(unique_name("half"))
-    client = lxd.connect(settings.lxd_socket)
-    lxd.ensure_project(client, name, projects.project_config(quotas.TIERS["half"],
-                                                             settings.lxd_network, "tests"), "probe")
     try:
-        scoped = lxd.connect(settings.lxd_socket, project=name)
-        probe = parse_profile("probe", yaml.safe_dump(BASE), "probe.yaml")
-        lxd.ensure_profile(scoped, "probe", probe.lxd_config(),
-                           probe.lxd_devices(settings.lxd_storage_pool, settings.lxd_network), "p")
+        scoped = probe_project(settings, name, quotas.TIERS["half"], BASE)
         lxd_refuses(scoped, unique_name, config={"security.nesting": "true"})
     finally:
         lxd.delete_project(settings.lxd_socket, name)

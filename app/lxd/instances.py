@@ -56,7 +56,10 @@ def delete_instance(client: pylxd.Client, name: str, attempts: int = 20) -> bool
                 instance.delete(wait=True)
                 return True
             except lxd_exceptions.LXDAPIException as error:
-                if "busy" not in str(error).lower() or attempt == attempts - 1:
+                # LXD 5.0.2 also refuses a delete right after a forced stop with "A
+                # matching non-reusable operation has now succeeded".
+                text = str(error).lower()
+                if not ("busy" in text or "non-reusable operation" in text) or attempt == attempts - 1:
                     raise
                 time.sleep(0.25)
 
