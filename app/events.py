@@ -421,12 +421,23 @@ def _advance_one(db, event: dict) -> str | None:
         _set_state(db, event, "removed", "nothing of it is left" if event["keep"] == "none"
                    else "machines removed; the disabled team accounts hold their backups")
         return f"event {event['name']} removed"
+    if state == "removed":
+        _drop_tier(db, event)
     return None
+
+
+def _drop_tier(db, event: dict) -> None:
+    """The event's tier goes once no account is on it any more (with
+    keep=none, after the member deletion pass removed the team accounts)."""
+    with transaction(db):
+        db.execute("DELETE FROM tiers WHERE name = ? AND NOT EXISTS "
+                   "(SELECT 1 FROM users WHERE tier = ?)", [tier_name(event["name"])] * 2)
 
 
 def advance(db, settings) -> list[str]:
     """The worker's pass: move every live event along (each in its own guard)."""
-    live = list(db["team_events"].rows_where("state != 'removed'"))
+    live = list(db["team_events"].rows_where(
+        "state != 'removed' OR EXISTS (SELECT 1 FROM tiers WHERE tiers.name = 'ev-' || team_events.name)"))
     return [line for line in each_guarded(live, lambda event: f"event {event['name']}",
                                           lambda event: _advance_one(db, event)) if line]
 

@@ -139,8 +139,11 @@ def test_an_event_is_built_each_team_sees_only_its_own_and_nothing_is_left_at_it
     from app import members
     with app.app_context():
         members.finish_deletions(get_db(), settings)
+    assert run_pass(app) == []  # the event's tier goes with its last account
+    with app.app_context():
         db = get_db()
         assert not db["users"].count_where("username LIKE ?", [f"{name}-%"])
+        assert not db["tiers"].count_where("name = ?", [f"ev-{name}"])
         assert events.find(name)["state"] == "removed"
         actions = [row["action"] for row in db["audit"].rows_where(
             "target = ?", [name], order_by="id")]
@@ -194,6 +197,7 @@ def test_with_keep_backup_every_machine_is_backed_up_before_it_is_removed(
         user = db["users"].get(db["event_teams"].rows_where("event_id = ?", [
             events.find(name)["id"]]).__next__()["user_id"])
         assert user["disabled"] == 1 and not user["deleting"]  # it holds the backup
+        assert db["tiers"].count_where("name = ?", [f"ev-{name}"])  # and stays on its tier
         made = list(db["backups"].rows_where("user_id = ?", [user["id"]]))
     assert [row["state"] for row in made] == ["done"]
     assert not lxd.project_exists(lxd.connect(settings.lxd_socket), project_name(f"{name}-solo"))
