@@ -53,15 +53,23 @@ def create_user(username: str, password: str, role: str = "member", tier: str = 
             raise Conflict(f"The user name {username!r} is already taken.")
         if not db["tiers"].count_where("name = ?", [tier]):
             raise ValidationError({"tier": [f"There is no tier {tier!r}."]})
-        stamp = now()
-        user_id = new_id(db, "users")  # never a deleted member's id: history stays theirs
-        db["users"].insert({
-            "id": user_id, "username": username, "password_hash": password_hash, "role": role,
-            "tier": tier, "disabled": 0, "created_at": stamp, "password_changed_at": stamp,
-        })
-        audit.record(db, actor, "account.create", username, member=username,
-                     detail=f"role {role}, tier {tier}")
+        user_id = _insert(db, username, password_hash, role, tier, actor)
     return get_user(user_id)
+
+
+def _insert(db, username: str, password_hash: str, role: str, tier: str, actor: str,
+            note: str = "") -> int:
+    """Insert the account row and its audit entry (inside the caller's
+    transaction); its id, never a deleted member's: history stays theirs."""
+    stamp = now()
+    user_id = new_id(db, "users")
+    db["users"].insert({
+        "id": user_id, "username": username, "password_hash": password_hash, "role": role,
+        "tier": tier, "disabled": 0, "created_at": stamp, "password_changed_at": stamp,
+    })
+    audit.record(db, actor, "account.create", username, member=username,
+                 detail=f"role {role}, tier {tier}{note}")
+    return user_id
 
 
 NO_PASSWORD = "!"  # not an argon2 hash: no password signs in until one is set
@@ -70,13 +78,7 @@ NO_PASSWORD = "!"  # not an argon2 hash: no password signs in until one is set
 def add_account_without_password(db, username: str, role: str, tier: str, actor: str) -> dict:
     """Insert an account no password opens yet (an event's team, whose link
     sets one), inside the caller's transaction; the caller checked the name."""
-    stamp = now()
-    user_id = new_id(db, "users")
-    db["users"].insert({"id": user_id, "username": username, "password_hash": NO_PASSWORD,
-                        "role": role, "tier": tier, "disabled": 0, "created_at": stamp,
-                        "password_changed_at": stamp})
-    audit.record(db, actor, "account.create", username, member=username,
-                 detail=f"role {role}, tier {tier}, no password yet")
+    user_id = _insert(db, username, NO_PASSWORD, role, tier, actor, ", no password yet")
     return {"id": user_id, "username": username}
 
 

@@ -30,7 +30,7 @@ import secrets
 from datetime import datetime, timedelta, timezone
 
 from . import (accounts, audit, backups, clock, instances, jobs, lxd, projects, quotas, sessions,
-               statuses)
+               sshkeys, statuses)
 from .config import current_settings
 from .errors import Conflict, NotFound, ValidationError, WarrenError
 from .instances import NAME as MACHINE_NAME
@@ -216,7 +216,9 @@ def _create(db, actor, name, teams_text, machines_text, starts, ends, keys_text,
     for field, value, top in (("build_hours", build_hours, 24 * 14), ("grace_hours", grace_hours, 24 * 60)):
         if not isinstance(value, int) or not 0 <= value <= top:
             errors[field] = [f"Give a whole number of hours from 0 to {top}."]
-    keys, problems = instances.parse_event_keys(keys_text)
+    keys, problems = sshkeys.parse_keys(keys_text)
+    if not keys and not problems:
+        problems.append("Paste at least one SSH public key (the organisers').")
     if problems:
         errors["keys"] = problems
     taken = [account for _team, account in teams

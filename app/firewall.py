@@ -296,13 +296,15 @@ def _nd_rules(bridge: str) -> list[str]:
             if line.strip().startswith("iifname ")] if listing.returncode == 0 else []
 
 
-def sync_nd_guard(bridge: str, addresses: dict[str, str]) -> list[str]:
+def sync_nd_guard(bridge: str, addresses: dict[str, str],
+                  present: list[str] | None = None) -> list[str]:
     """Hold each port (host-side interface -> its instance's IPv6 address)
     to advertising its own address only; ports that are gone lose their
     rule. Replaced in one nft transaction, so no rule ever lapses. A line
-    per change."""
+    per change. present: the rules as listed just now, if the caller has
+    them."""
     wanted = [nd_rule(port, address) for port, address in sorted(addresses.items())]
-    present = _nd_rules(bridge)
+    present = _nd_rules(bridge) if present is None else present
     if present == wanted:
         return []
     chain = nd_chain(bridge)
@@ -321,7 +323,8 @@ def guard_nd_port(bridge: str, port: str, address: str) -> list[str]:
     """Hold one new port to advertising its own IPv6 address at once; the
     other ports' rules stay as they are (sync_nd_guard keeps them all)."""
     present = _nd_rules(bridge)
-    return sync_nd_guard(bridge, {**{_port(rule): _address(rule) for rule in present}, port: address})
+    return sync_nd_guard(bridge, {**{_port(rule): _address(rule) for rule in present}, port: address},
+                         present)
 
 
 def _address(rule: str) -> str:

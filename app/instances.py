@@ -130,14 +130,6 @@ def _request_instance(user, name, profile_name, image, keys_text, saved_key_ids,
     return get_instance(user, instance_id)
 
 
-def parse_event_keys(keys_text: str) -> tuple[list, list[str]]:
-    """The SSH keys an admin gives every machine of an event (at least one)."""
-    keys, problems = sshkeys.parse_keys(keys_text)
-    if not keys and not problems:
-        problems.append("Paste at least one SSH public key (the organisers').")
-    return keys, problems
-
-
 def member_quota(user: dict) -> quotas.Quota:
     """The member's allowance (tier and overrides)."""
     return quotas.quota_for(get_db(), user)

@@ -137,25 +137,19 @@ def guard_bridge(settings) -> list[str]:
     return lines
 
 
-def guard_started(settings, instance) -> list[str]:
-    """Hold the NIC of an instance that has just started to its MAC (and
-    IPv6 address) at once, without listing every instance's port: one read
-    of the instance, one ebtables listing. The periodic guard_bridge keeps
-    the whole bridge in line (and removes the rules of stopped ports)."""
-    with lxd.translated(f"reading {instance.name}"):
-        instance.sync()
+def guard_started(settings, client, name: str) -> list[str]:
+    """Hold the NIC of an instance that has just started (`name` in the
+    client's project) to its MAC (and IPv6 address) at once, without listing
+    every instance's port: one read of the instance, one ebtables listing.
+    The periodic guard_bridge keeps the whole bridge in line (and removes
+    the rules of stopped ports)."""
+    macs, ipv6 = lxd.instance_ports(client, name, settings.lxd_network)
     lines = []
-    for device, spec in instance.expanded_devices.items():
-        on_bridge = settings.lxd_network in (spec.get("network"), spec.get("parent"))
-        if spec.get("type") != "nic" or not on_bridge:
-            continue
-        port = instance.config.get(f"volatile.{device}.host_name")
-        mac = spec.get("hwaddr") or instance.config.get(f"volatile.{device}.hwaddr")
-        if not port or not mac:
-            continue
+    for port, mac in macs.items():
         lines += firewall.guard_mac_port(settings.lxd_network, port, mac)
-        if settings.network_ipv6_prefix and spec.get("ipv6.address"):
-            lines += firewall.guard_nd_port(settings.lxd_network, port, spec["ipv6.address"])
+    if settings.network_ipv6_prefix:
+        for port, address in ipv6.items():
+            lines += firewall.guard_nd_port(settings.lxd_network, port, address)
     for line in lines:
         log.info("isolation: %s: %s", settings.lxd_network, line)
     return lines

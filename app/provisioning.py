@@ -159,7 +159,7 @@ def provision(db, instance: dict) -> None:
         lxd.start_instance(created)  # known to be stopped: skip the state read
     else:
         lxd.set_power(created, "start")
-    isolation.guard_started(settings, created)  # its new port may send only from its own MAC
+    isolation.guard_started(settings, client, instance["lxd_name"])  # its port: only its own MAC
     checkpoint("started")
     _set_status(db, instance, PUBLISHING)
     checkpoint("before-dns")

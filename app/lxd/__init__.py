@@ -17,7 +17,7 @@ from .forwards import (delete_forward, forward_addresses, forward_ports, port_en
                        set_forward_ports)
 from .host import (DRIVERS, bridge_config, bridge_port_ipv6, bridge_ports, ensure_default_profile,
                    ensure_network, ensure_storage_pool, host_resources, image_aliases,
-                   image_properties,
+                   image_properties, instance_ports,
                    instance_types, network_config, network_range)
 from .idmaps import lock_path as idmap_lock_path
 from .instances import (create_instance, delete_instance, execute, get_instance,
@@ -36,7 +36,7 @@ __all__ = [
     "delete_forward", "forward_addresses", "forward_ports", "port_entry", "set_forward_ports",
     "DRIVERS", "bridge_config", "bridge_port_ipv6", "bridge_ports", "ensure_default_profile",
     "ensure_network", "ensure_storage_pool", "host_resources", "image_aliases", "image_properties",
-    "instance_types", "network_config", "network_range",
+    "instance_ports", "instance_types", "network_config", "network_range",
     "create_instance", "idmap_lock_path", "delete_instance", "execute", "get_instance", "instance_configs",
     "instance_devices", "instance_states", "ipv4_address", "push_file", "rename_instance",
     "set_config", "set_device", "set_power", "start_instance",

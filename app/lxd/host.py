@@ -149,40 +149,63 @@ def network_config(client: pylxd.Client, name: str) -> dict:
         return dict(client.networks.get(name).config)
 
 
+def _nics_on(item: dict, bridge: str):
+    """(host-side interface, NIC spec, instance config, device) of each of
+    one instance's NICs on the bridge, if it runs (only a running or frozen
+    instance has a host-side interface)."""
+    if item["status"] not in ("Running", "Frozen"):
+        return
+    for device, spec in item["expanded_devices"].items():
+        if spec.get("type") != "nic" or bridge not in (spec.get("network"), spec.get("parent")):
+            continue
+        host_name = item["config"].get(f"volatile.{device}.host_name")
+        if host_name:
+            yield host_name, spec, item["config"], device
+
+
 def _bridge_nics(client: pylxd.Client, bridge: str):
-    """(host-side interface, NIC spec, instance config) of every running
-    instance NIC on the bridge, in every project (one request)."""
+    """_nics_on for every instance, in every project (one request)."""
     with translated("listing instances of all projects"):
         items = client.api.instances.get(
             params={"recursion": 1, "all-projects": "true"}).json()["metadata"]
     for item in items:
-        if item["status"] not in ("Running", "Frozen"):  # only these have a host-side interface
-            continue
-        for device, spec in item["expanded_devices"].items():
-            if spec.get("type") != "nic" or bridge not in (spec.get("network"), spec.get("parent")):
-                continue
-            host_name = item["config"].get(f"volatile.{device}.host_name")
-            if host_name:
-                yield host_name, spec, item["config"], device
+        yield from _nics_on(item, bridge)
 
 
-def bridge_ports(client: pylxd.Client, bridge: str) -> dict[str, str]:
-    """Host-side interface -> MAC address of every running instance NIC on
-    the bridge, in every project (one request)."""
+def _macs(nics) -> dict[str, str]:
     ports = {}
-    for host_name, spec, config, device in _bridge_nics(client, bridge):
+    for host_name, spec, config, device in nics:
         mac = spec.get("hwaddr") or config.get(f"volatile.{device}.hwaddr")
         if mac:
             ports[host_name] = mac.lower()
     return ports
 
 
+def _ipv6s(nics) -> dict[str, str]:
+    return {host_name: spec["ipv6.address"] for host_name, spec, _config, _device in nics
+            if spec.get("ipv6.address")}
+
+
+def bridge_ports(client: pylxd.Client, bridge: str) -> dict[str, str]:
+    """Host-side interface -> MAC address of every running instance NIC on
+    the bridge, in every project (one request)."""
+    return _macs(_bridge_nics(client, bridge))
+
+
 def bridge_port_ipv6(client: pylxd.Client, bridge: str) -> dict[str, str]:
     """Host-side interface -> static IPv6 address of every running instance
     NIC on the bridge that has one, in every project (one request)."""
-    return {host_name: spec["ipv6.address"]
-            for host_name, spec, _config, _device in _bridge_nics(client, bridge)
-            if spec.get("ipv6.address")}
+    return _ipv6s(_bridge_nics(client, bridge))
+
+
+def instance_ports(client: pylxd.Client, name: str, bridge: str) -> tuple[dict, dict]:
+    """One instance's NICs on the bridge as bridge_ports and
+    bridge_port_ipv6 give them (port -> MAC, port -> IPv6), read now (one
+    request in the client's project)."""
+    with translated(f"reading instance {name}"):
+        item = client.api.instances[name].get().json()["metadata"]
+    nics = list(_nics_on(item, bridge))
+    return _macs(nics), _ipv6s(nics)
 
 
 def image_aliases(client: pylxd.Client) -> set[str]:
