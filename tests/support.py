@@ -201,3 +201,11 @@ def probe_project(settings, name: str, quota, probe: dict):
     lxd.ensure_profile(scoped, "probe", profile.lxd_config(),
                        profile.lxd_devices(settings.lxd_storage_pool, settings.lxd_network), "probe")
     return scoped
+
+
+def idmap_lock() -> str:
+    """The daemon's id map lock (app/lxd/idmaps.py): a test that creates an
+    isolated container itself takes it too, or its creation and a Warren's
+    running beside it can get one range, or one LXD cannot start."""
+    from app.config import load_settings
+    return lxd.idmap_lock_path(load_settings().lxd_socket)

@@ -6,6 +6,7 @@ import pytest
 
 from app import addresses, lxd
 from app.errors import NotFound
+from support import idmap_lock
 
 
 def wait_for(predicate, timeout=60.0, step=0.5):
@@ -55,7 +56,7 @@ def test_busybox_container_launches_unprivileged(lxd_client, settings, instances
     name = unique_name()
     instances.append(name)
     instance = lxd.create_instance(lxd_client, name, "busybox",
-                                   config={"security.idmap.isolated": "true"},
+                                   config={"security.idmap.isolated": "true"}, lock_path=idmap_lock(),
                                    devices={"root": {"type": "disk", "path": "/",
                                                      "pool": settings.lxd_storage_pool},
                                             "eth0": {"type": "nic", "nictype": "bridged",
@@ -89,7 +90,7 @@ def test_debian_image_takes_ssh_key_through_cloud_init(lxd_client, settings, ins
     name = unique_name("deb")
     instances.append(name)
     instance = lxd.create_instance(
-        lxd_client, name, debian_image,
+        lxd_client, name, debian_image, lock_path=idmap_lock(),
         config={"security.idmap.isolated": "true",
                 "user.user-data": f"#cloud-config\nssh_authorized_keys:\n  - {key}\n"},
         devices={"root": {"type": "disk", "path": "/", "pool": settings.lxd_storage_pool},

@@ -9,7 +9,7 @@ import pytest
 from app import dns, lxd, names, projects, quotas, reconcile, store
 from app.profiles import load_folder
 from conftest import REPO, make_app
-from support import launch, member_instance, run_in
+from support import idmap_lock, launch, member_instance, run_in
 
 
 def uid_range(instance) -> range:
@@ -105,6 +105,7 @@ def test_upgrade_keeps_unique_names_and_renames_colliding_containers(tmp_path, s
             for name in instance_names:  # named the old way, <name>-<member>
                 row_id = rows.pop(0)
                 instance = lxd.create_instance(scoped, f"{name}-{username}", "busybox", profiles=["small"],
+                                               lock_path=idmap_lock(),
                                                config={"security.idmap.isolated": "true",
                                                        "user.warren.id": str(row_id),
                                                        "user.warren.installation": installation})

@@ -12,7 +12,7 @@ from app.errors import ValidationError
 from app.projects import project_name
 from app.store import get_db
 from conftest import make_app, post_form
-from support import launch
+from support import idmap_lock, launch
 
 TOO_MANY = "1" + "0" * 30
 
@@ -175,7 +175,7 @@ def stray_instance(settings, member, unique_name):
     API (as a member with API access could): LXD counts it, Warren does not."""
     scoped = lxd.connect(settings.lxd_socket, project=project_name(member.username))
     lxd.create_instance(scoped, unique_name("stray"), "busybox", profiles=["small"],
-                        config={"security.idmap.isolated": "true"})
+                        config={"security.idmap.isolated": "true"}, lock_path=idmap_lock())
 
 
 def project_limits(settings, member):

@@ -12,8 +12,8 @@ from app import dns as warren_dns, lxd, reconcile
 from app.names import project_name
 from app.projects import dns_owner
 from app.store import get_db
-from support import launch, lxd_name_of, member_instance, post_action, request_instance, wait_done, \
-    wait_gone
+from support import idmap_lock, launch, lxd_name_of, member_instance, post_action, request_instance, \
+    wait_done, wait_gone
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -46,11 +46,12 @@ def test_repairs_lxd_and_dns_drift_and_a_second_pass_changes_nothing(app, settin
     scoped = lxd.connect(settings.lxd_socket, project=project_name(alice.username))
     # Drift 1: an instance tagged as this Warren's that no row wants.
     orphan = lxd.create_instance(scoped, f"orphan-{alice.username}", "busybox", profiles=["small"],
+                                 lock_path=idmap_lock(),
                                  config={"security.idmap.isolated": "true", "user.warren.id": "999999",
                                          "user.warren.installation": app.extensions["warren.installation"]})
     # Someone else's instance in the same project is not Warren's business.
     lxd.create_instance(scoped, f"handmade-{alice.username}", "busybox", profiles=["small"],
-                        config={"security.idmap.isolated": "true"})
+                        config={"security.idmap.isolated": "true"}, lock_path=idmap_lock())
     # Drift 2: the record went missing, and a stale name of ours is left over.
     warren_dns.remove_name(zone, fqdn, owner)
     stale = f"gone.{alice.username}.{zone.name}"

@@ -7,7 +7,7 @@ import yaml
 from app import lxd, names, quotas
 from app.errors import LxdError, ValidationError
 from app.profiles import parse_profile
-from support import probe_project
+from support import idmap_lock, probe_project
 
 BASE = {"description": "probe", "instance_type": "container",
         "limits": {"cpu": 1, "memory": "128MiB", "disk": "256MiB", "processes": 100,
@@ -51,7 +51,7 @@ def lxd_refuses(scoped, unique_name, config=None, devices=None):
     with pytest.raises(LxdError, match="Failed checking if instance creation allowed"):
         lxd.create_instance(scoped, name, "busybox", profiles=["probe"],
                             config={"security.idmap.isolated": "true", **(config or {})},
-                            devices=devices or {})
+                            devices=devices or {}, lock_path=idmap_lock())
     assert lxd.get_instance(scoped, name) is None
 
 
@@ -77,7 +77,7 @@ def test_the_probe_profile_itself_is_accepted(member_project, unique_name):
     """Control: the refusals above come from the dangerous key, not the setup."""
     name = unique_name("sec")
     lxd.create_instance(member_project, name, "busybox", profiles=["probe"],
-                        config={"security.idmap.isolated": "true"})
+                        config={"security.idmap.isolated": "true"}, lock_path=idmap_lock())
     assert lxd.delete_instance(member_project, name)
 
 
