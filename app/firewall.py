@@ -50,17 +50,41 @@ addresses, which name no network: those rules match LXD's MAC prefix
 (00:16:3e, which LXD's MAC filtering holds every instance to) on any
 bridge of the host.
 """
+import functools
 import ipaddress
 import logging
 import subprocess
 
 from .errors import BackendError
+from .locks import Exclusive
 
 log = logging.getLogger(__name__)
 
 TABLE = "nat"
 ENTRY = "PREROUTING"
 LXD_MACS = "00:16:3e:00:00:00/ff:ff:ff:00:00:00"
+
+# Each change reads the tables, then edits them: a job guarding the port of
+# the instance it just started and the periodic pass syncing the bridge
+# must not interleave (two creations of one chain fail; two whole-chain nft
+# rewrites each from its own reading would drop the other's rule). The
+# tables are the host's, so the lock is too.
+_tables = Exclusive("/run/lock/warren-firewall.lock")
+
+
+def held() -> Exclusive:
+    """The tables' lock, for a caller whose reading must stay true until
+    its change is made (`with firewall.held():`)."""
+    return _tables
+
+
+def _exclusive(change):
+    """Run a read-modify-write of the host's tables alone."""
+    @functools.wraps(change)
+    def run(*args, **kwargs):
+        with _tables:
+            return change(*args, **kwargs)
+    return run
 
 
 def dhcp_chain(bridge: str) -> str:
@@ -125,6 +149,7 @@ def _iptables(*args: str, binary: str = "iptables") -> subprocess.CompletedProce
         raise BackendError(f"{binary} {' '.join(args)}: {error}") from None
 
 
+@_exclusive
 def ensure_forward_guard(bridge: str, isolated: bool) -> bool:
     """Put the forward guard on the bridge when it is isolated, take it off
     when it is not (nat or routed), for IPv4 and IPv6; True if anything
@@ -215,6 +240,7 @@ def _set_rules(chains: dict, chain: str, wanted: list[str]) -> tuple[list[str], 
     return added, removed
 
 
+@_exclusive
 def ensure_dhcp_guard(bridge: str, network_address: str) -> bool:
     """Stop instances on the bridge from acting as DHCP servers or IPv6
     routers, while the host's dnsmasq (which sends from the bridge device,
@@ -228,6 +254,7 @@ def ensure_dhcp_guard(bridge: str, network_address: str) -> bool:
     return changed or bool(added or removed)
 
 
+@_exclusive
 def sync_mac_guard(bridge: str, ports: dict[str, str]) -> list[str]:
     """Hold each port (host-side interface -> its instance's MAC) to its own
     MAC before the bridge learns addresses; rules of ports that are gone are
@@ -243,6 +270,7 @@ def sync_mac_guard(bridge: str, ports: dict[str, str]) -> list[str]:
     return changes
 
 
+@_exclusive
 def guard_mac_port(bridge: str, port: str, mac: str) -> list[str]:
     """Hold one new port to its MAC at once (an instance just started),
     replacing a rule a former holder of the port's name left; the others
@@ -296,6 +324,7 @@ def _nd_rules(bridge: str) -> list[str]:
             if line.strip().startswith("iifname ")] if listing.returncode == 0 else []
 
 
+@_exclusive
 def sync_nd_guard(bridge: str, addresses: dict[str, str],
                   present: list[str] | None = None) -> list[str]:
     """Hold each port (host-side interface -> its instance's IPv6 address)
@@ -319,6 +348,7 @@ def sync_nd_guard(bridge: str, addresses: dict[str, str],
                if rule not in wanted])
 
 
+@_exclusive
 def guard_nd_port(bridge: str, port: str, address: str) -> list[str]:
     """Hold one new port to advertising its own IPv6 address at once; the
     other ports' rules stay as they are (sync_nd_guard keeps them all)."""
@@ -335,11 +365,13 @@ def _port(rule: str) -> str:
     return rule.split('"')[1]
 
 
+@_exclusive
 def remove_nd_guard(bridge: str) -> bool:
     """Remove the neighbour advertisement guard of a bridge."""
     return _nft("", "delete", "chain", "bridge", ND_TABLE, nd_chain(bridge)).returncode == 0
 
 
+@_exclusive
 def _remove_chain(chain: str) -> bool:
     chains = _chains()
     if chain not in chains:

@@ -26,6 +26,7 @@ from . import addresses, audit, firewall, lxd
 from .names import PROJECT_PREFIX, member_of
 from .passes import each_guarded
 from .projects import installation
+from .statuses import BUSY
 
 log = logging.getLogger(__name__)
 NIC = "eth0"
@@ -57,9 +58,12 @@ def _wanted(db, settings, warren_id: int, nic: dict, keys: dict) -> dict:
     Warren reserved for it where the NIC lacks them (an instance made
     before IPv6 was on gets its IPv6 address reserved now)."""
     wanted = dict(keys)
-    row = db.execute("SELECT ipv4, ipv6 FROM instances WHERE id = ?", [warren_id]).fetchone()
+    row = db.execute("SELECT ipv4, ipv6, status FROM instances WHERE id = ?",
+                     [warren_id]).fetchone()
     if row is None:
         return wanted
+    if row[2] in BUSY:  # its job is changing it: an update now would fail its start
+        return {}
     if not nic.get("ipv4.address") and row[0]:
         wanted["ipv4.address"] = row[0]
     if "security.ipv6_filtering" in keys and settings.network_ipv6_prefix:
@@ -126,12 +130,15 @@ def guard_bridge(settings) -> list[str]:
     if firewall.ensure_forward_guard(settings.lxd_network, settings.network_mode == "isolated"):
         lines.append(f"forward guard on {settings.lxd_network} brought in line")
     client = lxd.connect(settings.lxd_socket)
-    ports = lxd.bridge_ports(client, settings.lxd_network)
-    lines += [f"{settings.lxd_network}: {line}"
-              for line in firewall.sync_mac_guard(settings.lxd_network, ports)]
-    if settings.network_ipv6_prefix:
-        lines += [f"{settings.lxd_network}: {line}" for line in firewall.sync_nd_guard(
-            settings.lxd_network, lxd.bridge_port_ipv6(client, settings.lxd_network))]
+    # Read and sync under one hold of the tables: a port guarded by its job
+    # between this reading and the sync would otherwise lose its rule.
+    with firewall.held():
+        ports = lxd.bridge_ports(client, settings.lxd_network)
+        lines += [f"{settings.lxd_network}: {line}"
+                  for line in firewall.sync_mac_guard(settings.lxd_network, ports)]
+        if settings.network_ipv6_prefix:
+            lines += [f"{settings.lxd_network}: {line}" for line in firewall.sync_nd_guard(
+                settings.lxd_network, lxd.bridge_port_ipv6(client, settings.lxd_network))]
     for line in lines:
         log.info("isolation: %s", line)
     return lines

@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import secrets
+import threading
 from datetime import datetime, timedelta, timezone
 
 from . import accounts, audit, jobs, lxd, projects, quotas, records, sessions
@@ -167,7 +168,16 @@ def delete_member(actor: dict, username: str, confirmation: str) -> int:
 def finish_deletions(db, settings) -> list[str]:
     """Remove the LXD project and the account of members being deleted
     whose instances are all gone (run by the worker; each member in its own
-    guard)."""
+    guard). One caller at a time: each job thread that deletes a member's
+    last instances calls it, and two would remove one project twice."""
+    with _finishing:
+        return _finish_deletions(db, settings)
+
+
+_finishing = threading.Lock()
+
+
+def _finish_deletions(db, settings) -> list[str]:
     def finish(user):
         if db["instances"].count_where("user_id = ?", [user["id"]]):
             return None

@@ -8,7 +8,6 @@ writes the file atomically and syncs the LXD profile in every member
 project; if LXD refuses, the old file is put back and synced again, so
 files and LXD never disagree.
 """
-import fcntl
 import hashlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from dataclasses import dataclass, field
 from . import audit, projects, quotas
 from .config import current_settings
 from .errors import Conflict, NotFound, PreconditionFailed, WarrenError
+from .locks import held
 from .statuses import RELEASED
 from .profiles import Profile, parse_profile, profile_set
 from .store import get_db, now, transaction
@@ -36,8 +36,7 @@ class Review:
 @contextmanager
 def _folder_lock():
     """One profile change at a time, across web workers."""
-    with open(profile_set().folder / ".lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    with held(profile_set().folder / ".lock"):
         yield
 
 

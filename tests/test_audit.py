@@ -1,8 +1,13 @@
 """The audit log stays bounded whatever members send, and a member's
 history belongs to their account, not to their name."""
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
-from app import accounts, audit, members, retention
+import pytest
+
+from app import accounts, audit, lxd, members, projects, quotas, retention
+from app.names import project_name
 from app.store import get_db
 from conftest import Auth
 from support import PASSWORD, csrf_token
@@ -105,3 +110,33 @@ def test_retention_removes_old_rows_and_keeps_recent_ones(app, make_user, settin
         kept = [row["message"] for row in db["events"].rows_where(order_by="id")]
         assert len(kept) == settings.events_per_instance and kept[-1] == str(settings.events_per_instance + 29)
         assert retention.prune(db, settings) == []
+
+
+@pytest.mark.lxd
+def test_two_job_threads_finishing_one_deletion_remove_the_member_once(app, make_user, settings):
+    """Each job thread that deletes one of a member's last instances calls
+    finish_deletions; two at once must not both remove the project (the
+    second failed with "Project not found" and audited a failed deletion)."""
+    make_user("boss", role="admin")
+    make_user("frank")
+    name = project_name("frank")
+    lxd.ensure_project(lxd.connect(settings.lxd_socket), name,
+                       projects.project_config(quotas.TIERS["full"], settings.lxd_network, "tests"), "test")
+    try:
+        with app.app_context():
+            members.delete_member(accounts.find_user("boss"), "frank", "frank")
+        start = threading.Barrier(4)
+
+        def finish():
+            with app.app_context():
+                start.wait()
+                return members.finish_deletions(get_db(), settings)
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            results = list(pool.map(lambda _: finish(), range(4)))
+        assert sorted(results) == [[], [], [], ["frank"]]
+        assert not lxd.project_exists(lxd.connect(settings.lxd_socket), name)
+        entries = [(row["action"], row["result"]) for row in audit_rows(app)
+                   if row["action"] == "account.deleted"]
+        assert entries == [("account.deleted", "ok")]
+    finally:
+        lxd.delete_project(settings.lxd_socket, name)

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import yaml
 
-from app import lxd, names, quotas
+from app import locks, lxd, names, quotas
 from app.lxd import idmaps
 from support import probe_project
 
@@ -95,7 +95,7 @@ def test_the_lock_is_held_only_until_lxd_has_written_the_range(settings, member_
         operation = client.api.instances.post(json=spec).json()["operation"]
         idmaps.wait_for_base(client, name, operation)
         base = lxd.get_instance(client, name).config[idmaps.BASE_KEY]
-    other = idmaps.HostLock(path)
+    other = locks.HostLock(path)
     other.acquire()  # free again (the creation may still be unpacking)
     other.release()
     client.operations.wait_for_operation(operation)

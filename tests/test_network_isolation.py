@@ -13,6 +13,7 @@ import random
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -319,3 +320,28 @@ def test_a_ports_guard_replaces_what_a_former_holder_of_its_name_left(unique_nam
                                              firewall.mac_rule("vethtest1", "00:16:3e:00:00:09")]
     finally:
         firewall.remove_mac_guard(bridge)
+
+
+def test_port_guards_made_at_once_all_hold(unique_name):
+    """Jobs guard the ports of the instances they start while the periodic
+    pass syncs the bridge: each change reads the tables and then edits
+    them, so they take turns (unlocked, two creations of the chain failed
+    with "Chain already exists" and nft rewrites dropped each other's rules)."""
+    bridge = unique_name("wr")[:12]
+    ports = {f"vethrace{index}": f"00:16:3e:00:01:{index:02x}" for index in range(12)}
+    addresses6 = {port: f"fd42::{index + 1:x}" for index, port in enumerate(ports)}
+
+    def guard(port):
+        firewall.guard_mac_port(bridge, port, ports[port])
+        firewall.guard_nd_port(bridge, port, addresses6[port])
+
+    try:
+        with ThreadPoolExecutor(max_workers=len(ports)) as pool:
+            list(pool.map(guard, ports))
+        assert sorted(mac_rules(bridge)) == sorted(firewall.mac_rule(port, mac)
+                                                   for port, mac in ports.items())
+        assert sorted(firewall._nd_rules(bridge)) == sorted(
+            firewall.nd_rule(port, address) for port, address in addresses6.items())
+    finally:
+        firewall.remove_mac_guard(bridge)
+        firewall.remove_nd_guard(bridge)

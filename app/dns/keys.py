@@ -19,7 +19,6 @@ update-policy, Warren's own rules first); apply() then has named re-read
 its configuration (rndc reconfig). `python -m app.dns.keys` assembles
 without reloading (dns/named.sh runs it before it starts named).
 """
-import fcntl
 import grp
 import json
 import os
@@ -30,6 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..errors import BackendUnavailable, Conflict, DnsError
+from ..locks import held
 
 MEMBER_TYPES = ("CNAME", "TXT", "MX", "AAAA", "SRV", "CAA")
 KINDS = ("member", "acme")
@@ -112,8 +112,7 @@ def _locked(settings):
     """One writer of the key files at a time, across processes."""
     folder = _folder(settings)
     (folder / FRAGMENTS).mkdir(mode=0o700, parents=True, exist_ok=True)
-    with open(folder / "keys.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with held(folder / "keys.lock"):
         yield folder
 
 

@@ -14,7 +14,6 @@ daemon, shared by every Warren on the host, held from the request until LXD
 has written the new container's base (milliseconds), not across the image
 unpack, the id shift of its files or the start.
 """
-import fcntl
 import hashlib
 import os
 import time
@@ -22,6 +21,8 @@ from contextlib import contextmanager
 
 import pylxd
 from pylxd import exceptions as lxd_exceptions
+
+from ..locks import HostLock
 
 POLL_SECONDS = 0.005
 BASE_KEY = "volatile.idmap.base"
@@ -33,28 +34,6 @@ def lock_path(socket_path: str) -> str:
     too) takes the same lock, whatever its data directory."""
     daemon = hashlib.sha256(os.path.realpath(socket_path).encode()).hexdigest()[:12]
     return f"/run/lock/warren-lxd-create-{daemon}.lock"
-
-
-class HostLock:
-    """An exclusive lock shared by every process on the host (flock); a
-    None path is no lock. acquire() and release() may each come more than
-    once."""
-
-    def __init__(self, path: str | None):
-        self.path = path
-        self._handle: int | None = None
-
-    def acquire(self) -> None:
-        if self.path is None or self._handle is not None:
-            return
-        handle = os.open(self.path, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o600)
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        self._handle = handle
-
-    def release(self) -> None:
-        if self._handle is not None:
-            os.close(self._handle)  # closing the descriptor drops the flock
-            self._handle = None
 
 
 def wait_for_base(client: pylxd.Client, name: str, operation: str) -> None:
