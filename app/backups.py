@@ -100,8 +100,8 @@ def run(db, instance: dict, backup_id: int) -> None:
     db["backups"].update(backup_id, {"state": RUNNING, "started_at": now(), "error": None})
     folder = folder_of(instance)
     backup_files.clean_partial(settings.backup_dir, folder)
-    client = lxd.connect(settings.lxd_socket, project=instance["project"])
-    optimized = lxd.pool_driver(lxd.connect(settings.lxd_socket),
+    client = lxd.backend(settings).client(instance["project"])
+    optimized = lxd.pool_driver(lxd.backend(settings).client(),
                                 settings.lxd_storage_pool) in lxd.OPTIMIZED_DRIVERS
     name = f"warren-{backup_id}"
     started = time.monotonic()

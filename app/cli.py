@@ -154,15 +154,21 @@ def setup_lxd():
     and the bridge's guards if missing (idempotent)."""
     settings = current_app.config["WARREN"]
     try:
-        client = lxd.connect(settings.lxd_socket)
-        made = lxd.ensure_storage_pool(client, settings.lxd_storage_pool, settings.lxd_pool_size)
+        backend = lxd.backend(settings)
+        client = backend.client()
+        members = [member.name for member in backend.members()]  # [] on a single daemon
+        if members:
+            click.echo(f"LXD cluster: {', '.join(members)}")
+        made = lxd.ensure_storage_pool(client, settings.lxd_storage_pool, settings.lxd_pool_size,
+                                       members)
         click.echo(f"storage pool {settings.lxd_storage_pool}: {'created' if made else 'present'}")
         prefix = settings.network_ipv6_prefix
         made = lxd.ensure_network(client, settings.lxd_network, settings.network_address,
                                   addresses.dynamic_range(settings.network_address),
                                   mode=settings.network_mode,
                                   ipv6_address=addresses.ipv6_gateway(prefix) if prefix else None,
-                                  ipv6_range=addresses.ipv6_dynamic_range(prefix) if prefix else None)
+                                  ipv6_range=addresses.ipv6_dynamic_range(prefix) if prefix else None,
+                                  members=members)
         click.echo(f"network {settings.lxd_network}: {'configured' if made else 'present'}")
         made = firewall.ensure_dhcp_guard(settings.lxd_network, settings.network_address)
         click.echo(f"DHCP guard on {settings.lxd_network}: {'installed' if made else 'present'}")

@@ -50,7 +50,7 @@ def is_running(instance: dict) -> bool:
     """Whether the instance is ready and LXD runs it (its console answers)."""
     if instance["status"] != READY:
         return False
-    found = lxd.get_instance(lxd.connect(current_settings().lxd_socket, project=instance["project"]),
+    found = lxd.get_instance(lxd.backend(current_settings()).client(instance["project"]),
                              instance["lxd_name"])
     return found is not None and found.status == "Running"
 
@@ -75,10 +75,11 @@ def opened(user: dict, instance: dict, columns: int, rows: int):
         try:
             if not is_running(instance):
                 raise Conflict(f"{instance['name']} is not running; start it to use its console.")
-            if lxd.console_operations(settings.lxd_socket, instance["project"], instance["lxd_name"]):
+            backend = lxd.backend(settings)
+            if lxd.console_operations(backend, instance["project"], instance["lxd_name"]):
                 raise Conflict(f"The console of {instance['name']} is open in another page (LXD "
                                "gives it to one at a time); close that one first.")
-            console = lxd.open_console(settings.lxd_socket, instance["project"], instance["lxd_name"],
+            console = lxd.open_console(backend, instance["project"], instance["lxd_name"],
                                        columns, rows)
         except BaseException:
             os.close(slot)

@@ -162,7 +162,7 @@ def budget_problems(teams: int, quota: quotas.Quota) -> list[str]:
         problems.append(f"{teams} teams x {quota.instances} machines = {wanted} instances, more than "
                         f"this host's event budget of {settings.event_max_instances} "
                         "(WARREN_EVENT_MAX_INSTANCES).")
-    memory = lxd.host_resources(lxd.connect(settings.lxd_socket))["memory"]
+    memory = lxd.host_resources(lxd.backend(settings).client())["memory"]
     if teams * quota.memory > memory * settings.event_memory_share / 100:
         total = quotas.show_value("memory", teams * quota.memory)
         problems.append(f"the machines' memory limits add up to {total}, more than "
@@ -388,7 +388,7 @@ def _finish(db, event: dict) -> bool:
             with transaction(db):
                 db["users"].update(team["user_id"], {"disabled": 1, "deleting": 1})
         else:
-            lxd.delete_project(settings.lxd_socket, project_name(team["username"]))
+            lxd.delete_project(lxd.backend(settings), project_name(team["username"]))
             projects.forget_applied(project_name(team["username"]))
     return True
 

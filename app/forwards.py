@@ -169,7 +169,7 @@ def sync(db, settings) -> list[str]:
     """Make LXD's forwards on Warren's bridge match the rows: the public
     address holds exactly the wanted ports, any other address Warren used
     before holds none. Lines saying what changed."""
-    client = lxd.connect(settings.lxd_socket)
+    client = lxd.backend(settings).client()
     network, address = settings.lxd_network, public_address(settings)
     done = []
     with _sync_lock:

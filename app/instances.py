@@ -149,14 +149,24 @@ def lease_end(profile) -> str | None:
 
 def unavailable(profile) -> str | None:
     """Why this server cannot run the profile's instance type (LXD's
-    reason), or None when it can."""
-    return lxd.instance_types(current_settings().lxd_socket).get(profile.instance_type)
+    reason) or place it where it says, or None when it can."""
+    backend = lxd.backend(current_settings())
+    if profile.placement:
+        groups = lxd.cached(("groups", backend.endpoint), backend.groups)
+        group = profile.placement.removeprefix("@")
+        if not groups:
+            return (f"the profile places instances on the cluster group {profile.placement}, "
+                    "but this LXD is not a cluster")
+        if not groups.get(group):
+            return (f"the profile places instances on the cluster group {profile.placement}, "
+                    "which has no members in this LXD cluster")
+    return lxd.instance_types(backend).get(profile.instance_type)
 
 
 def available_images() -> set[str]:
     """Image aliases LXD has (a clear error when LXD is down)."""
-    client = lxd.connect(current_settings().lxd_socket)
-    return lxd.cached(("aliases", current_settings().lxd_socket), lambda: lxd.image_aliases(client))
+    backend = lxd.backend(current_settings())
+    return lxd.cached(("aliases", backend.endpoint), lambda: lxd.image_aliases(backend.client()))
 
 
 def record_event(db, instance_id: int, step: str, message: str) -> None:
@@ -194,8 +204,8 @@ def with_live_state(user: dict, rows: list[dict]) -> list[dict]:
     if not rows:
         return rows
     try:
-        states = lxd.instance_states(lxd.connect(current_settings().lxd_socket,
-                                                 project=project_name(user["username"])))
+        states = lxd.instance_states(
+            lxd.backend(current_settings()).client(project_name(user["username"])))
     except NotFound:
         states = {}  # no project yet
     except BackendError:

@@ -76,10 +76,10 @@ def _wanted(db, settings, warren_id: int, nic: dict, keys: dict) -> dict:
 def _unfiltered(db, settings, keys: dict) -> list[tuple[str, str, dict]]:
     """(project, LXD name, keys to set) of this Warren's instances whose
     eth0 lacks some of the keys, found by user.warren.id, not by name."""
-    client = lxd.connect(settings.lxd_socket)
+    client = lxd.backend(settings).client()
     found = []
     for project in lxd.project_names(client, PROJECT_PREFIX, installation()):
-        scoped = lxd.connect(settings.lxd_socket, project=project)
+        scoped = lxd.backend(settings).client(project)
         for name, item in lxd.instance_devices(scoped).items():
             config = item["config"]
             if config.get("user.warren.installation") != installation() \
@@ -99,13 +99,13 @@ def filter_existing_nics(db, settings) -> list[str]:
     lacks it (LXD applies it live to a running instance, on the same veth);
     a line per instance changed. One instance LXD refuses is logged and
     skipped."""
-    keys = filtering_keys(lxd.network_config(lxd.connect(settings.lxd_socket),
+    keys = filtering_keys(lxd.network_config(lxd.backend(settings).client(),
                                              settings.lxd_network))
     changed = []
 
     def apply(item):
         project, name, wanted = item
-        if not lxd.set_device(lxd.connect(settings.lxd_socket, project=project), name, NIC, wanted):
+        if not lxd.set_device(lxd.backend(settings).client(project), name, NIC, wanted):
             return
         line = f"NIC filtering turned on for {name} in {project}"
         audit.record(db, audit.WORKER, "filter nic", name, member=member_of(project),
@@ -129,7 +129,7 @@ def guard_bridge(settings) -> list[str]:
         lines.append(f"DHCP guard on {settings.lxd_network} (re)installed")
     if firewall.ensure_forward_guard(settings.lxd_network, settings.network_mode == "isolated"):
         lines.append(f"forward guard on {settings.lxd_network} brought in line")
-    client = lxd.connect(settings.lxd_socket)
+    client = lxd.backend(settings).client()
     # Read and sync under one hold of the tables: a port guarded by its job
     # between this reading and the sync would otherwise lose its rule.
     with firewall.held():

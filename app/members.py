@@ -183,7 +183,7 @@ def _finish_deletions(db, settings) -> list[str]:
             return None
         try:
             records.withdraw_member(db, settings, user)  # raises while named is down: next pass
-            lxd.delete_project(settings.lxd_socket, project_name(user["username"]))
+            lxd.delete_project(lxd.backend(settings), project_name(user["username"]))
         except WarrenError as error:
             audit.record(db, audit.WORKER, "account.deleted", user["username"], "failed",
                          member=user["username"], detail=str(error))

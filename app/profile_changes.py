@@ -52,6 +52,7 @@ def _flat(profile: Profile | None) -> dict[str, str]:
     flat["approval"] = "required" if profile.approval else "not required"
     flat["lease"] = (f"{profile.lease_hours} h, {profile.lease_renewals} renewal(s), "
                      f"{profile.lease_grace_hours} h grace" if profile.lease_hours else "none")
+    flat["placement (new instances)"] = profile.placement or "any cluster member"
     return flat
 
 

@@ -59,7 +59,8 @@ DANGEROUS = (
 CONTAINER_ONLY = {"security.nesting", "limits.memory.swap", "limits.memory.enforce"}
 VM_UNUSED_LIMITS = ("processes", "cpu_allowance", "cpu_priority")
 FIELDS = {"description", "instance_type", "limits", "images", "config", "devices", "lease_hours",
-          "lease_renewals", "lease_grace_hours", "approval"}
+          "lease_renewals", "lease_grace_hours", "approval", "placement"}
+PLACEMENT = re.compile(r"@[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 LIMIT_FIELDS = {"cpu", "memory", "disk", "processes", "cpu_allowance", "cpu_priority"}
 
 
@@ -85,6 +86,7 @@ class Profile:
     approval: bool = False
     lease_renewals: int = 0  # how often a member may renew a lease
     lease_grace_hours: int = 24  # stopped after expiry, deleted this much later
+    placement: str | None = None  # "@group": only the LXD cluster members of that group
 
     @property
     def nesting(self) -> bool:
@@ -276,6 +278,10 @@ def parse_profile(name: str, text: str, source: str) -> Profile:
     approval = raw.get("approval", False)
     if not isinstance(approval, bool):
         errors["approval"] = ["must be true or false"]
+    placement = raw.get("placement")
+    if placement is not None and not (isinstance(placement, str) and PLACEMENT.fullmatch(placement)):
+        errors["placement"] = ["must be @ and the name of an LXD cluster group (e.g. @vm-hosts), "
+                               "or absent to let LXD pick the member"]
     if errors:
         raise ValidationError({f"{source}: {field_name}": messages
                                for field_name, messages in errors.items()})
@@ -283,7 +289,7 @@ def parse_profile(name: str, text: str, source: str) -> Profile:
                    limits=limits, images=tuple(images),
                    config={key: canonical_config(key, value) for key, value in config.items()},
                    lease_hours=lease, approval=approval, lease_renewals=renewals,
-                   lease_grace_hours=grace)
+                   lease_grace_hours=grace, placement=placement)
 
 
 class ProfileSet:

@@ -85,7 +85,7 @@ def snapshots_allowed(username: str, quota: Quota) -> bool:
 def runs_vms(settings, profiles: dict) -> bool:
     """Whether member projects hold VMs: a VM profile exists and LXD can run VMs."""
     return any(profile.is_vm for profile in profiles.values()) and \
-        lxd.instance_types(settings.lxd_socket).get("virtual-machine", "unknown") is None
+        lxd.instance_types(lxd.backend(settings)).get("virtual-machine", "unknown") is None
 
 
 def ensure_member_project(settings, username: str, quota: Quota, profiles: dict) -> str:
@@ -110,8 +110,8 @@ def ensure_member_project(settings, username: str, quota: Quota, profiles: dict)
         with _applied_lock:
             if _applied.get(name) == digest:
                 return name
-        client = lxd.connect(settings.lxd_socket)
-        member_client = lxd.connect(settings.lxd_socket, project=name)
+        client = lxd.backend(settings).client()
+        member_client = lxd.backend(settings).client(name)
         if lxd.project_exists(client, name):
             # Profiles the member may no longer use go first: LXD will not
             # block nesting while a profile in the project still asks for it.
@@ -145,7 +145,7 @@ def sync_existing(settings, db, usernames: list[str]) -> list[str]:
     """Mirror changed quotas into the LXD projects members already have;
     returns the projects updated. (Members without a project get theirs,
     with the current quota, on their first request.)"""
-    client = lxd.connect(settings.lxd_socket)
+    client = lxd.backend(settings).client()
     synced = []
     for username in usernames:
         name = project_name(username)
@@ -166,7 +166,8 @@ def sync_profiles(settings, db) -> list[str]:
     are now (e.g. after a git pull in profiles/); cheap when nothing changed,
     since each project's applied state is remembered. Each project is synced
     in its own guard. Returns the projects that changed."""
-    existing = set(lxd.project_names(lxd.connect(settings.lxd_socket), PROJECT_PREFIX, installation()))
+    existing = set(lxd.project_names(lxd.backend(settings).client(), PROJECT_PREFIX,
+                                     installation()))
     profiles = current_profiles()
 
     def sync(user):
@@ -191,7 +192,7 @@ def sync_profiles(settings, db) -> list[str]:
 def _sync_priorities(settings, db, user: dict, quota, profiles: dict) -> None:
     """Give the member's instances the CPU priority their share now allows
     (LXD applies it live)."""
-    scoped = lxd.connect(settings.lxd_socket, project=project_name(user["username"]))
+    scoped = lxd.backend(settings).client(project_name(user["username"]))
     for row in db["instances"].rows_where("user_id = ? AND status = ? AND instance_type = 'container'",
                                           [user["id"], READY]):
         profile = profiles.get(row["profile"])

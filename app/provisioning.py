@@ -113,7 +113,7 @@ def takes_key_template(image: dict) -> bool:
 
 
 def _member_client(instance: dict):
-    return lxd.connect(current_settings().lxd_socket, project=instance["project"])
+    return lxd.backend(current_settings()).client(instance["project"])
 
 
 def _own_instance(client, instance: dict):
@@ -148,7 +148,10 @@ def provision(db, instance: dict) -> None:
         created = lxd.create_instance(client, instance["lxd_name"], instance["image"], config=config,
                                       devices=devices, profiles=[profile.name],
                                       instance_type=instance["instance_type"],
-                                      lock_path=lxd.idmap_lock_path(settings.lxd_socket))
+                                      lock_path=lxd.idmap_lock_path(lxd.backend(settings)),
+                                      target=profile.placement)
+    if lxd.location(created) != instance.get("location", ""):
+        db["instances"].update(instance["id"], {"location": lxd.location(created)})
     checkpoint("created")
     if image.get("warren.cloud-init") != "true" and not takes_key_template(image):
         # Before the start: pushing while LXD starts the container races in

@@ -57,10 +57,10 @@ def _rows(db) -> dict[int, dict]:
 
 def _present(settings) -> dict[tuple[str, str], int]:
     """(project, LXD name) -> warren id of every instance this Warren made."""
-    client = lxd.connect(settings.lxd_socket)
+    client = lxd.backend(settings).client()
     present = {}
     for project in lxd.project_names(client, PROJECT_PREFIX, installation()):
-        scoped = lxd.connect(settings.lxd_socket, project=project)
+        scoped = lxd.backend(settings).client(project)
         for name, config in lxd.instance_configs(scoped).items():
             if "user.warren.id" in config and config.get("user.warren.installation") == installation():
                 present[(project, name)] = int(config["user.warren.id"])
@@ -74,7 +74,7 @@ def _reconcile_lxd(db, settings, actions):
     def repair(item):
         (project, name), warren_id = item
         row = rows.get(warren_id)
-        scoped = lxd.connect(settings.lxd_socket, project=project)
+        scoped = lxd.backend(settings).client(project)
         if row is not None and row["status"] not in RELEASED and row["project"] == project \
                 and row["lxd_name"] != name:
             if (project, row["lxd_name"]) in present:

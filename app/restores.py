@@ -174,7 +174,7 @@ def bring_back(db, settings, instance: dict, backup: dict) -> None:
     projects.forget_applied(instance["project"])  # it may have gone since this process made it
     projects.ensure_member_project(settings, user["username"], quotas.quota_for(db, user),
                                    current_profiles())
-    client = lxd.connect(settings.lxd_socket, project=instance["project"])
+    client = lxd.backend(settings).client(instance["project"])
     found = lxd.get_instance(client, instance["lxd_name"])
     if found is not None and found.config.get("user.warren.id") != str(instance["id"]):
         raise Conflict(f"an LXD instance named {instance['lxd_name']} exists in "
@@ -183,7 +183,7 @@ def bring_back(db, settings, instance: dict, backup: dict) -> None:
         lxd.delete_instance(client, instance["lxd_name"])
     with jobs.lease_held(settings.database, jobs.current.get()):
         lxd.import_backup(client, backup_files.tarball(path), settings.lxd_storage_pool, instance["lxd_name"],
-                          lock_path=lxd.idmap_lock_path(settings.lxd_socket))
+                          lock_path=lxd.idmap_lock_path(lxd.backend(settings)))
     lxd.set_device(client, instance["lxd_name"], "eth0",
                    nic_device(settings.lxd_network, instance["ipv4"],
                               addresses.ipv6_of(instance, settings)))
@@ -261,7 +261,7 @@ def restore_missing(db, settings) -> list[str]:
     lines = []
     for instance in db["instances"].rows_where(f"status IN ('{READY}', '{RESTORING}')",
                                                order_by="id"):
-        client = lxd.connect(settings.lxd_socket, project=instance["project"])
+        client = lxd.backend(settings).client(instance["project"])
         try:
             present = lxd.get_instance(client, instance["lxd_name"]) is not None
         except NotFound:  # the member's project is gone too

@@ -41,7 +41,7 @@ NAME_RULE = ("Use 1 to 63 letters, digits, dots, hyphens and underscores, starti
 
 
 def _client(instance: dict):
-    return lxd.connect(current_settings().lxd_socket, project=instance["project"])
+    return lxd.backend(current_settings()).client(instance["project"])
 
 
 def _ready(instance: dict, doing: str) -> None:
@@ -222,7 +222,7 @@ def apply(db, settings, instance: dict, after_restore) -> None:
     the instance (LXD put back the snapshot's config). A failed action is
     undone and told in the history; the others still run; the first error
     is raised at the end."""
-    client = lxd.connect(settings.lxd_socket, project=instance["project"])
+    client = lxd.backend(settings).client(instance["project"])
     first_error = None
     for row in list(db["snapshots"].rows_where("instance_id = ? AND action IS NOT NULL",
                                                [instance["id"]], order_by="id")):
@@ -286,7 +286,7 @@ def _undo(db, client, instance: dict, row: dict, error: WarrenError) -> None:
 def abandon(db, instance: dict, error: WarrenError) -> None:
     """After a job that stopped half-way (a crash): every action still
     pending is undone and told, as a failed one would be."""
-    client = lxd.connect(current_settings().lxd_socket, project=instance["project"])
+    client = lxd.backend(current_settings()).client(instance["project"])
     for row in list(db["snapshots"].rows_where("instance_id = ? AND action IS NOT NULL",
                                                [instance["id"]], order_by="id")):
         _undo(db, client, instance, row, error)
@@ -306,7 +306,7 @@ def _measure_instance(db, client, instance: dict) -> int:
 def measure(db, settings, user: dict) -> int:
     """Read from LXD what each of the member's instances' snapshots hold and
     store it (it counts against the disk quota); the member's total."""
-    client = lxd.connect(settings.lxd_socket, project=project_name(user["username"]))
+    client = lxd.backend(settings).client(project_name(user["username"]))
     return sum(_measure_instance(db, client, row) for row in
                db["instances"].rows_where("user_id = ? AND status = ?", [user["id"], READY]))
 
@@ -325,7 +325,7 @@ def measure_all(db, settings) -> list[str]:
     snapshots come and expire on their own, and a snapshot grows as its
     instance's data changes), and their projects allowed or refused new
     snapshots accordingly. Lines for members whose allowance changed."""
-    existing = set(lxd.project_names(lxd.connect(settings.lxd_socket), PROJECT_PREFIX,
+    existing = set(lxd.project_names(lxd.backend(settings).client(), PROJECT_PREFIX,
                                      projects.installation()))
     users = [user for user in db["users"].rows_where(
         "deleting = 0 AND id IN (SELECT user_id FROM instances WHERE status = ?)", [READY])

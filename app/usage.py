@@ -35,7 +35,7 @@ def member_usage(user: dict) -> MemberUsage:
     result = MemberUsage(username=user["username"], tier=user["tier"],
                          quota=quotas.quota_for(db, user), reserved=quotas.usage(db, user["id"]))
     rows = list(db["instances"].rows_where("user_id = ?", [user["id"]], order_by="name"))
-    client = lxd.connect(current_settings().lxd_socket, project=project_name(user["username"]))
+    client = lxd.backend(current_settings()).client(project_name(user["username"]))
     try:
         live, cpu = lxd.instance_usage(client), lxd.cpu_seconds(client)
     except NotFound:
@@ -62,7 +62,7 @@ def host_report() -> dict:
     db = get_db()
     members = [member_usage(user) for user in db["users"].rows_where("deleting = 0", order_by="username")]
     try:
-        host = lxd.host_resources(lxd.connect(current_settings().lxd_socket))
+        host = lxd.host_resources(lxd.backend(current_settings()).client())
     except BackendError as error:
         host = {"error": str(error)}
     totals = {"instances": sum(m.reserved["instances"] for m in members),

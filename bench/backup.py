@@ -84,7 +84,7 @@ def main() -> None:
         location = session.submit("/instances/new", session.token("/instances/new"), name="big",
                                   profile="small", image="busybox", keys=KEY).headers["Location"]
         assert session.wait_settled(location)["status"] == "ready"
-        scoped = lxd.connect(settings.lxd_socket, project=project)
+        scoped = lxd.backend(settings).client(project=project)
         name = next(lxd_name for lxd_name, config in lxd.instance_configs(scoped).items()
                     if config.get("user.warren.hostname") == "big")
         code, _, err = lxd.execute(lxd.get_instance(scoped, name), [
@@ -153,7 +153,7 @@ def main() -> None:
               f"{second['data_added']} bytes added in {second_time:.1f} s")
     finally:
         warren.stop()
-        lxd.delete_project(settings.lxd_socket, project)
+        lxd.delete_project(lxd.backend(settings), project)
         subprocess.run(["rm", "-rf", str(work)])
 
 

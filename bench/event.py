@@ -207,11 +207,11 @@ def raw_build(settings, zone, project: str, names: list[str], addresses: list[st
     """The baseline: every container created (under the host's id map lock,
     as Warren creates them), started and published, on `threads` threads;
     (wall time, errors)."""
-    lock_path = lxd.idmap_lock_path(settings.lxd_socket)
+    lock_path = lxd.idmap_lock_path(lxd.backend(settings))
 
     def launch(name: str, address: str) -> str | None:
         try:
-            client = lxd.connect(settings.lxd_socket, project=project)  # one per thread
+            client = lxd.backend(settings).client(project=project)  # one per thread
             instance = lxd.create_instance(
                 client, name, image, config={"security.idmap.isolated": "true"},
                 devices={"eth0": {"type": "nic", "network": settings.lxd_network, "name": "eth0",
@@ -231,13 +231,13 @@ def raw_build(settings, zone, project: str, names: list[str], addresses: list[st
 
 def raw_clear(settings, zone, project: str, names: list[str]) -> None:
     """Delete the baseline's containers and names (untimed), in parallel."""
-    if not lxd.project_exists(lxd.connect(settings.lxd_socket), project):
+    if not lxd.project_exists(lxd.backend(settings).client(), project):
         return
 
     def clear(name: str) -> None:
         for attempt in range(DELETE_ATTEMPTS):
             try:
-                lxd.delete_instance(lxd.connect(settings.lxd_socket, project=project), name)
+                lxd.delete_instance(lxd.backend(settings).client(project=project), name)
                 break
             except LxdError:  # LXD 5.0.2, right after the forced stop: "Failed to create instance
                 if attempt == DELETE_ATTEMPTS - 1:  # delete operation: A matching non-reusable
@@ -332,7 +332,7 @@ def clear_warren(settings, zone, live: LiveWarren, event: str | None) -> None:
     stop(live)
     if event:
         prefix = project_name(f"{event}-")
-        listed = lxd.connect(settings.lxd_socket).api.projects.get().json()["metadata"]
+        listed = lxd.backend(settings).client().api.projects.get().json()["metadata"]
         projects = [name for name in (item.rsplit("/", 1)[-1] for item in listed)
                     if name.startswith(prefix)]
         with ThreadPoolExecutor(max_workers=PROJECT_THREADS) as pool:
@@ -346,7 +346,7 @@ def delete_project(settings, project: str) -> None:
     """lxd.delete_project, tried again after LXD's transient refusal (see raw_clear)."""
     for attempt in range(DELETE_ATTEMPTS):
         try:
-            lxd.delete_project(settings.lxd_socket, project)
+            lxd.delete_project(lxd.backend(settings), project)
             return
         except LxdError:
             if attempt == DELETE_ATTEMPTS - 1:

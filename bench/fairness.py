@@ -85,7 +85,7 @@ def main() -> None:
         finally:
             warren.stop()
             for member in (flooder, neighbour):
-                lxd.delete_project(settings.lxd_socket, project_name(member))
+                lxd.delete_project(lxd.backend(settings), project_name(member))
     quiet_median, flooded_median = statistics.median(quiet), statistics.median(flooded)
     print(f"request to ready, quiet worker:   median {quiet_median:.2f} s  ({', '.join(f'{t:.2f}' for t in quiet)})")
     print(f"request to ready, after {options.flood} restarts from another member: "

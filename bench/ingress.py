@@ -87,7 +87,7 @@ def main() -> None:
             location = response.headers["Location"]
             progress = browser.wait_settled(location)
             address, fqdn = progress["ipv4"], progress["fqdn"]
-            client = lxd.connect(settings.lxd_socket, project=project_name(member))
+            client = lxd.backend(settings).client(project=project_name(member))
             lxd_name = next(name for name, config in lxd.instance_configs(client).items()
                             if config.get("user.warren.hostname") == "web")
             container = lxd.get_instance(client, lxd_name)

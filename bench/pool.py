@@ -41,10 +41,10 @@ def make_project(settings, name: str) -> None:
     room = quotas.Quota(instances=64, cpu=64, memory=64 * 2**30, disk=512 * 2**30,
                         processes=64000, nesting=True, cpu_priority=10, forwards=0, records=0,
                         domains=0, snapshots=0)
-    lxd.ensure_project(lxd.connect(settings.lxd_socket), name,
+    lxd.ensure_project(lxd.backend(settings).client(), name,
                        projects.project_config(room, settings.lxd_network, "bench"), "bench pool")
     profile = ProfileSet(settings.profiles_dir).all()[PROFILE]
-    lxd.ensure_profile(lxd.connect(settings.lxd_socket, project=name), PROFILE,
+    lxd.ensure_profile(lxd.backend(settings).client(project=name), PROFILE,
                        profile.lxd_config(),
                        profile.lxd_devices(settings.lxd_storage_pool, settings.lxd_network), "bench")
 
@@ -56,13 +56,13 @@ def spec(name: str, image: str) -> dict:
 
 def measure(settings, image: str, runs: int) -> None:
     pool, member = f"warren-benchpool{os.getpid()}", f"warren-benchmember{os.getpid()}"
-    lock = lxd.idmap_lock_path(settings.lxd_socket)
+    lock = lxd.idmap_lock_path(lxd.backend(settings))
     raw_times, handout_times, parts = [], [], []
     try:
         for name in (pool, member):
             make_project(settings, name)
-        pool_client = lxd.connect(settings.lxd_socket, project=pool)
-        member_client = lxd.connect(settings.lxd_socket, project=member)
+        pool_client = lxd.backend(settings).client(project=pool)
+        member_client = lxd.backend(settings).client(project=member)
         for run in range(runs):
             started = time.perf_counter()
             made = lxd.create_instance(member_client, f"raw{run}", image, profiles=[PROFILE],
@@ -90,7 +90,7 @@ def measure(settings, image: str, runs: int) -> None:
                           base_in_pool, handed.config.get("volatile.idmap.base")))
     finally:
         for name in (pool, member):
-            lxd.delete_project(settings.lxd_socket, name)
+            lxd.delete_project(lxd.backend(settings), name)
     raw, handout = statistics.median(raw_times), statistics.median(handout_times)
     print(f"image={image} profile={PROFILE} n={runs}")
     print(f"raw create+start:                          median {raw * 1000:.0f} ms "

@@ -79,7 +79,7 @@ def raw_launch_vm(settings, zone, project: str, name: str, profile: str, image: 
 
 def raw_launch(settings, zone, project: str, name: str, profile: str, image: str, address: str):
     """The baseline: what Warren does, by hand, with no bookkeeping."""
-    client = lxd.connect(settings.lxd_socket, project=project)
+    client = lxd.backend(settings).client(project=project)
     instance = client.instances.create({
         "name": name, "source": {"type": "image", "alias": image}, "profiles": [profile],
         "config": {"security.idmap.isolated": "true"},
@@ -146,7 +146,7 @@ def measure(n: int, image: str, profile: str, vm: bool = False) -> None:
             wait_resolves(zone, f"w{run}.{member}.{zone.name}")
             warren_times.append(time.perf_counter() - started)
             if vm:  # software-emulated VMs load the host: keep at most one per side running
-                lxd.delete_instance(lxd.connect(settings.lxd_socket, project=project), raw_names.pop())
+                lxd.delete_instance(lxd.backend(settings).client(project=project), raw_names.pop())
                 warren_dns.remove_name(zone, f"{name}-{member}.raw.{zone.name}", "bench-raw")
                 browser.submit(locations[-1] + "/delete")
                 browser.wait_gone(locations.pop())
@@ -155,12 +155,12 @@ def measure(n: int, image: str, profile: str, vm: bool = False) -> None:
             browser.submit(location + "/delete")
         for location in locations:
             browser.wait_gone(location)
-        client = lxd.connect(settings.lxd_socket, project=project)
+        client = lxd.backend(settings).client(project=project)
         for name in raw_names:
             lxd.delete_instance(client, name)
             warren_dns.remove_name(zone, f"{name}.raw.{zone.name}", "bench-raw")
         live.stop()
-        lxd.delete_project(settings.lxd_socket, project)
+        lxd.delete_project(lxd.backend(settings), project)
 
     raw, ours = statistics.median(raw_times), statistics.median(warren_times)
     print(f"image={image} profile={profile} n={n}")

@@ -95,7 +95,7 @@ class ScratchBridge:
         devices = {"root": {"type": "disk", "path": "/", "pool": self.settings.lxd_storage_pool},
                    "eth0": nic}
         instance = lxd.create_instance(self.client, name, "busybox", devices=devices,
-                                       lock_path=lxd.idmap_lock_path(self.settings.lxd_socket))
+                                       lock_path=lxd.idmap_lock_path(lxd.backend(self.settings)))
         lxd.start_instance(instance)
         address = wait_until(lambda: lxd.ipv4_address(instance), 30, f"{name} taking an address")
         assert ipaddress.IPv4Address(address) in self.network

@@ -28,6 +28,8 @@ MARKERS = {
     "serial": "needs a quiet machine (VM boots, worker kills): the whole suite runs these after "
               "the others, two files at a time",
     "outage": "stops a daemon every test shares: the whole suite runs these alone, at the end",
+    "cluster": "builds the three-member LXD cluster of tests/cluster in network namespaces (one "
+               "per host: only tests/test_cluster.py uses it)",
 }
 # Fixtures that reach a real backend: tests using them get the marker.
 BACKEND_FIXTURES = {"lxd": {"lxd_client", "instances", "worker", "members", "debian_image"},
@@ -169,7 +171,7 @@ def unique_name():
 
 @pytest.fixture(scope="session")
 def lxd_client(settings):
-    return lxd.connect(settings.lxd_socket)
+    return lxd.backend(settings).client()
 
 
 @pytest.fixture
@@ -261,5 +263,5 @@ def members(app, settings, unique_name):
             pass
     for username in made:
         # The app's own LXD: the VM tests point it at the VM test daemon.
-        lxd.delete_project(app.config["WARREN"].lxd_socket, names.project_name(username))
+        lxd.delete_project(lxd.backend(app.config["WARREN"]), names.project_name(username))
         projects.forget_applied(names.project_name(username))

@@ -26,7 +26,7 @@ def live_warren(tmp_path_factory, settings, label: str):
     warren.browser = warren.session(warren.member)
     yield warren
     warren.stop()
-    lxd.delete_project(settings.lxd_socket, project_name(warren.member))
+    lxd.delete_project(lxd.backend(settings), project_name(warren.member))
 
 
 def killed_at(live, step, action):
@@ -65,7 +65,7 @@ def assert_consistent(live, settings, zone):
         installation = db.execute("SELECT value FROM meta WHERE key = 'installation'").fetchone()[0]
     assert open_jobs == 0
     assert all(status == "ready" for *_, status in rows), rows
-    scoped = lxd.connect(settings.lxd_socket, project=project_name(live.member))
+    scoped = lxd.backend(settings).client(project=project_name(live.member))
     in_lxd = set(lxd.instance_states(scoped))
     assert in_lxd == {lxd_name for lxd_name, *_ in rows}  # no orphans either way
     owned = {fqdn for fqdn, owner in warren_dns.owned_names(zone).items()

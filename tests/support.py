@@ -98,9 +98,14 @@ def dig_status(settings, name):
     return out.split("status: ", 1)[1].split(",", 1)[0]
 
 
+def _backend(settings, socket_path=None):
+    """The settings' LXD, or the daemon at socket_path (the VM test daemon)."""
+    return lxd.Backend(socket_path=socket_path) if socket_path else lxd.backend(settings)
+
+
 def lxd_name_of(settings, client, name="web", socket_path=None):
     """The LXD name of a member's instance, found by the hostname Warren gave it."""
-    scoped = lxd.connect(socket_path or settings.lxd_socket, project=project_name(client.username))
+    scoped = _backend(settings, socket_path).client(project_name(client.username))
     found = [lxd_name for lxd_name, config in lxd.instance_configs(scoped).items()
              if config.get("user.warren.hostname") == name]
     return found[0] if found else None
@@ -109,7 +114,7 @@ def lxd_name_of(settings, client, name="web", socket_path=None):
 def member_instance(settings, client, name="web", socket_path=None):
     """The LXD instance behind a member's instance name, or None."""
     lxd_name = lxd_name_of(settings, client, name, socket_path)
-    scoped = lxd.connect(socket_path or settings.lxd_socket, project=project_name(client.username))
+    scoped = _backend(settings, socket_path).client(project_name(client.username))
     return lxd.get_instance(scoped, lxd_name) if lxd_name else None
 
 
@@ -154,10 +159,10 @@ def console_operations(settings, username: str, name: str) -> list[str]:
     member's instance, found by the hostname Warren gave it."""
     project = project_name(username)
     found = [lxd_name for lxd_name, config in
-             lxd.instance_configs(lxd.connect(settings.lxd_socket, project=project)).items()
+             lxd.instance_configs(lxd.backend(settings).client(project=project)).items()
              if config.get("user.warren.hostname") == name]
     assert found, f"{username} has no instance {name} in LXD"
-    return lxd.console_operations(settings.lxd_socket, project, found[0])
+    return lxd.console_operations(lxd.backend(settings), project, found[0])
 
 
 def sweep_bridge(socket: str, bridge: str) -> list[str]:
@@ -166,9 +171,10 @@ def sweep_bridge(socket: str, bridge: str) -> list[str]:
     Never call it with a bridge a real Warren uses."""
     from app import lxd
     swept = []
-    for project in lxd.connect(socket).api.projects.get().json()["metadata"]:
+    daemon = lxd.Backend(socket_path=socket)
+    for project in daemon.client().api.projects.get().json()["metadata"]:
         name = project.rsplit("/", 1)[-1]
-        scoped = lxd.connect(socket, project=name)
+        scoped = daemon.client(name)
         for instance, facts in lxd.instance_devices(scoped).items():
             if any(device.get("network") == bridge or device.get("parent") == bridge
                    for device in facts["expanded_devices"].values()):
@@ -194,9 +200,9 @@ def probe_project(settings, name: str, quota, probe: dict):
 
     from app import projects
     from app.profiles import parse_profile
-    lxd.ensure_project(lxd.connect(settings.lxd_socket), name,
+    lxd.ensure_project(lxd.backend(settings).client(), name,
                        projects.project_config(quota, settings.lxd_network, "tests"), "probe")
-    scoped = lxd.connect(settings.lxd_socket, project=name)
+    scoped = lxd.backend(settings).client(project=name)
     profile = parse_profile("probe", yaml.safe_dump(probe), "probe.yaml")
     lxd.ensure_profile(scoped, "probe", profile.lxd_config(),
                        profile.lxd_devices(settings.lxd_storage_pool, settings.lxd_network), "probe")
@@ -208,4 +214,4 @@ def idmap_lock() -> str:
     isolated container itself takes it too, or its creation and a Warren's
     running beside it can get one range, or one LXD cannot start."""
     from app.config import load_settings
-    return lxd.idmap_lock_path(load_settings().lxd_socket)
+    return lxd.idmap_lock_path(lxd.backend(load_settings()))

@@ -53,13 +53,13 @@ def test_profile_edit_reaches_every_member_project_and_running_instances(app, se
     body = review.get_data(as_text=True)
     assert f"web.{alice.username}." in body and f"web.{bob.username}." in body  # affected, before saving
     assert "config limits.memory" in body and "640MiB" in body
-    assert lxd.connect(settings.lxd_socket, project=project_name(alice.username)) \
+    assert lxd.backend(settings).client(project=project_name(alice.username)) \
         .profiles.get("small").config["limits.memory"] == "512MiB"  # a review changes nothing
 
     save_profile(admin, "small", edited)
     assert "memory: 640MiB" in open(app.config["WARREN"].profiles_dir + "/small.yaml").read()
     for member in (alice, bob):
-        scoped = lxd.connect(settings.lxd_socket, project=project_name(member.username))
+        scoped = lxd.backend(settings).client(project=project_name(member.username))
         profile = scoped.profiles.get("small")
         assert profile.config["limits.memory"] == "640MiB"
         assert profile.config["limits.cpu.allowance"] == "30ms/100ms"
@@ -89,7 +89,7 @@ def test_profile_change_that_passes_a_quota_is_refused_naming_the_member(app, se
                         expect=409)
     assert f"{alice.username} would use memory" in refused.get_data(as_text=True)
     assert "memory: 512MiB" in open(app.config["WARREN"].profiles_dir + "/small.yaml").read()
-    scoped = lxd.connect(settings.lxd_socket, project=project_name(alice.username))
+    scoped = lxd.backend(settings).client(project=project_name(alice.username))
     assert scoped.profiles.get("small").config["limits.memory"] == "512MiB"
     assert audit_rows(app, action="profile.edit")[-1]["result"] == "refused"
 
@@ -105,7 +105,7 @@ def test_profiles_are_created_validated_and_deleted_only_when_unused(app, settin
     assert "security.privileged is not allowed" in body
     text = (REPO / "profiles" / "small.yaml").read_text().replace("512MiB", "128MiB")
     save_profile(admin, "tiny", text, creating=True)
-    scoped = lxd.connect(settings.lxd_socket, project=project_name(alice.username))
+    scoped = lxd.backend(settings).client(project=project_name(alice.username))
     assert scoped.profiles.get("tiny").config["limits.memory"] == "128MiB"
     assert "tiny" in alice.get("/instances/new").get_data(as_text=True)  # offered at once
     again = save_profile(admin, "tiny", text, creating=True, expect=409)
@@ -132,7 +132,7 @@ def test_a_profile_file_changed_on_disk_reaches_lxd_without_a_restart(app, setti
     text = open(path).read()
     with open(path, "w") as handle:  # as a git pull would
         handle.write(text.replace("memory: 512MiB", "memory: 700MiB"))
-    scoped = lxd.connect(settings.lxd_socket, project=project_name(alice.username))
+    scoped = lxd.backend(settings).client(project=project_name(alice.username))
     wait_until(lambda: scoped.profiles.get("small").config["limits.memory"] == "700MiB",
                message="the worker's pass syncing the edited file")
     assert member_instance(settings, alice).expanded_config["limits.memory"] == "700MiB"
@@ -216,7 +216,7 @@ def test_a_quota_raise_goes_through_the_queue(app, settings, worker, members, ad
         approval_id = next(get_db()["approvals"].rows)["id"]
     post_form(admin, "/admin/approvals", {"reason": ""},
               url=f"/admin/approvals/{approval_id}/approve", expect=303)
-    project = lxd.connect(settings.lxd_socket).projects.get(project_name(alice.username))
+    project = lxd.backend(settings).client().projects.get(project_name(alice.username))
     assert project.config["limits.instances"] == "6"
     assert project.config["limits.memory"] == "8GiB"
     assert "approved" in alice.get("/requests").get_data(as_text=True)
@@ -260,7 +260,7 @@ def test_deleting_a_member_leaves_nothing_in_lxd_or_dns(app, settings, worker, m
     assert f"Type {alice.username} to confirm" in wrong.get_data(as_text=True)
     assert member_instance(settings, alice) is not None  # nothing happened
     post_form(admin, page, {"confirmation": alice.username}, url=f"{page}/delete", expect=303)
-    client = lxd.connect(settings.lxd_socket)
+    client = lxd.backend(settings).client()
     wait_until(lambda: not lxd.project_exists(client, project_name(alice.username)), timeout=60,
                message="the member's project removed")
     assert dig_status(settings, progress["fqdn"]) == "NXDOMAIN"
@@ -314,7 +314,7 @@ def test_a_share_change_that_would_not_fit_is_refused(app, settings, worker, mem
     refused = post_form(admin, f"/admin/users/{alice.username}", {"tier": "full", "instances": "0"},
                         expect=409)
     assert "instances: uses 1, the new allowance is 0" in refused.get_data(as_text=True)
-    project = lxd.connect(settings.lxd_socket).projects.get(project_name(alice.username))
+    project = lxd.backend(settings).client().projects.get(project_name(alice.username))
     assert project.config["restricted.containers.nesting"] == "allow"
     assert project.config["limits.instances"] == "4"
 
@@ -343,7 +343,7 @@ def test_usage_comes_from_lxd_state_and_metrics(app, settings, worker, members, 
     launch(alice)
     instance = member_instance(settings, alice)
     run_in(instance, "sh", "-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done")
-    scoped = lxd.connect(settings.lxd_socket, project=project_name(alice.username))
+    scoped = lxd.backend(settings).client(project=project_name(alice.username))
     seconds = lxd.cpu_seconds(scoped)
     assert set(seconds) == {instance.name}  # the project's instances only
     assert seconds[instance.name] > 0.1

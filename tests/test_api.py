@@ -482,7 +482,7 @@ def snapshotting(tmp_path_factory, settings, busybox_image):
             for row in get_db()["instances"].rows:
                 dns.remove_name(dns.zone_from_settings(settings), row["fqdn"],
                                 projects.dns_owner(env.username))
-        lxd.delete_project(settings.lxd_socket, project_name(env.username))
+        lxd.delete_project(lxd.backend(settings), project_name(env.username))
         projects.forget_applied(project_name(env.username))
 
 
@@ -502,7 +502,7 @@ def settle(env, url: str) -> dict | None:
 def test_snapshots_are_taken_restored_only_when_confirmed_and_deleted(snapshotting, settings):
     env = snapshotting
     base = f"/api/v1/instances/{env.id}/snapshots"
-    instance = lxd.get_instance(lxd.connect(settings.lxd_socket, project=project_name(env.username)),
+    instance = lxd.get_instance(lxd.backend(settings).client(project=project_name(env.username)),
                                 env.lxd_name)
     run_in(instance, "sh", "-c", "echo kept > /root/precious && sync")
     taken = env.client.post(base, headers=env.headers, json={"name": "before"})
@@ -529,7 +529,7 @@ def test_snapshots_are_taken_restored_only_when_confirmed_and_deleted(snapshotti
     assert restoring.status_code == 202 and restoring.get_json()["warnings"] == warnings
     settle(env, restoring.get_json()["url"])
     print(f"restore of a running busybox through the API: {time.monotonic() - started:.1f} s")
-    instance = lxd.get_instance(lxd.connect(settings.lxd_socket, project=project_name(env.username)),
+    instance = lxd.get_instance(lxd.backend(settings).client(project=project_name(env.username)),
                                 env.lxd_name)
     assert instance.status == "Running" and run_in(instance, "cat", "/root/precious") == "kept"
 

@@ -120,7 +120,7 @@ def test_two_job_threads_finishing_one_deletion_remove_the_member_once(app, make
     make_user("boss", role="admin")
     make_user("frank")
     name = project_name("frank")
-    lxd.ensure_project(lxd.connect(settings.lxd_socket), name,
+    lxd.ensure_project(lxd.backend(settings).client(), name,
                        projects.project_config(quotas.TIERS["full"], settings.lxd_network, "tests"), "test")
     try:
         with app.app_context():
@@ -134,9 +134,9 @@ def test_two_job_threads_finishing_one_deletion_remove_the_member_once(app, make
         with ThreadPoolExecutor(max_workers=4) as pool:
             results = list(pool.map(lambda _: finish(), range(4)))
         assert sorted(results) == [[], [], [], ["frank"]]
-        assert not lxd.project_exists(lxd.connect(settings.lxd_socket), name)
+        assert not lxd.project_exists(lxd.backend(settings).client(), name)
         entries = [(row["action"], row["result"]) for row in audit_rows(app)
                    if row["action"] == "account.deleted"]
         assert entries == [("account.deleted", "ok")]
     finally:
-        lxd.delete_project(settings.lxd_socket, name)
+        lxd.delete_project(lxd.backend(settings), name)

@@ -147,11 +147,11 @@ def site(tmp_path_factory, settings, zone, busybox_image):
     warren.stop()
     remove_names(database, zone)
     for username in names.values():
-        lxd.delete_project(settings.lxd_socket, project_name(username))
+        lxd.delete_project(lxd.backend(settings), project_name(username))
 
 
 def container(settings, site):
-    scoped = lxd.connect(settings.lxd_socket, project=project_name(site.names["a"]))
+    scoped = lxd.backend(settings).client(project=project_name(site.names["a"]))
     with sqlite3.connect(site.folder / "warren.sqlite3") as db:
         name = db.execute("SELECT lxd_name FROM instances WHERE id = ?", [site.instance_id]).fetchone()[0]
     return lxd.get_instance(scoped, name)

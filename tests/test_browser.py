@@ -42,7 +42,7 @@ def live(tmp_path, settings, zone):
     warren.stop()
     remove_names(database, zone)
     for username in warren.members:
-        lxd.delete_project(settings.lxd_socket, project_name(username))
+        lxd.delete_project(lxd.backend(settings), project_name(username))
 
 
 @pytest.fixture

@@ -68,7 +68,7 @@ def snapshot(drill, sessions, settings) -> dict:
     for username, session in sessions.items():
         usage = session.get(drill.warren.base + "/usage").text.split("Live, as LXD sees it")[0]
         figures = re.findall(r"<td>([a-z ]+)</td><td>([^<]*)</td>", usage)
-        scoped = lxd.connect(settings.lxd_socket, project=project_name(username))
+        scoped = lxd.backend(settings).client(project=project_name(username))
         instance = lxd.get_instance(scoped, session.lxd_name)
         code, out, _ = lxd.execute(instance, ["cat", "/root/data.txt"])
         fqdn = f"web.{username}.{settings.dns_zone}"
@@ -95,7 +95,7 @@ def test_the_disaster_recovery_drill(settings, busybox_image):
             assert session.wait_settled(location)["status"] == "ready"
             session.submit("/dns/records", session.token("/dns"), name="note", rtype="TXT",
                            value=f"hello {username}", ttl="")
-            scoped = lxd.connect(settings.lxd_socket, project=project_name(username))
+            scoped = lxd.backend(settings).client(project=project_name(username))
             session.lxd_name = next(name for name, config in lxd.instance_configs(scoped).items()
                                     if config.get("user.warren.hostname") == "web")
             code, _, err = lxd.execute(lxd.get_instance(scoped, session.lxd_name),
@@ -115,7 +115,7 @@ def test_the_disaster_recovery_drill(settings, busybox_image):
         drill.stop()  # the disaster: data directory, zone, member projects gone
         shutil.rmtree(drill.data)
         for username in members:
-            lxd.delete_project(settings.lxd_socket, project_name(username))
+            lxd.delete_project(lxd.backend(settings), project_name(username))
         assert not drill.data.exists()
 
         drill.fresh_machine()  # the documented restore: bin/up, bin/down, flask restore, bin/up
@@ -147,5 +147,5 @@ def test_the_disaster_recovery_drill(settings, busybox_image):
         except Exception:
             pass
         for username in members:
-            lxd.delete_project(settings.lxd_socket, project_name(username))
+            lxd.delete_project(lxd.backend(settings), project_name(username))
         shutil.rmtree(root, ignore_errors=True)

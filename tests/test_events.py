@@ -81,7 +81,7 @@ def leftovers(app, settings):
     with app.app_context():
         usernames = [row["username"] for row in get_db()["event_teams"].rows]
     for username in usernames:
-        lxd.delete_project(settings.lxd_socket, project_name(username))
+        lxd.delete_project(lxd.backend(settings), project_name(username))
 
 
 def team_links(page: str) -> dict[str, str]:
@@ -134,7 +134,7 @@ def test_an_event_is_built_each_team_sees_only_its_own_and_nothing_is_left_at_it
     assert teams["t01"].get(f"/instances/{mine['t02']}").status_code == 404
     for row in rows:
         assert dig(row["fqdn"]) == [row["ipv4"]]
-    client = lxd.connect(settings.lxd_socket, project=project_name(f"{name}-t01"))
+    client = lxd.backend(settings).client(project=project_name(f"{name}-t01"))
     instance = client.instances.get(rows[0]["lxd_name"])
     assert KEY in run_in(instance, "cat", "/root/.ssh/authorized_keys")
     with app.app_context():
@@ -166,7 +166,7 @@ def test_an_event_is_built_each_team_sees_only_its_own_and_nothing_is_left_at_it
     for row in rows:
         assert dig_status(settings, row["fqdn"]) == "NXDOMAIN"
     for account in accounts:
-        assert not lxd.project_exists(lxd.connect(settings.lxd_socket), project_name(account))
+        assert not lxd.project_exists(lxd.backend(settings).client(), project_name(account))
 
 
 @pytest.mark.parametrize("teams, problem", [
@@ -214,4 +214,4 @@ def test_with_keep_backup_every_machine_is_backed_up_before_it_is_removed(
         assert db["tiers"].count_where("name = ?", [f"ev-{name}"])  # and stays on its tier
         made = list(db["backups"].rows_where("user_id = ?", [user["id"]]))
     assert [row["state"] for row in made] == ["done"]
-    assert not lxd.project_exists(lxd.connect(settings.lxd_socket), project_name(f"{name}-solo"))
+    assert not lxd.project_exists(lxd.backend(settings).client(), project_name(f"{name}-solo"))

@@ -25,7 +25,7 @@ def live(tmp_path, settings, unique_name):
     yield warren.start()
     warren.stop()
     for member in (warren.flooder, warren.neighbour):
-        lxd.delete_project(settings.lxd_socket, project_name(member))
+        lxd.delete_project(lxd.backend(settings), project_name(member))
 
 
 def _request(browser, name):

@@ -73,7 +73,7 @@ def forwarding(app, internet, settings):
     it is removed afterwards."""
     app.config["WARREN"] = Settings(app.config["WARREN"], forward_address=internet.host_ip)
     yield internet
-    lxd.delete_forward(lxd.connect(settings.lxd_socket), app.config["WARREN"].lxd_network,
+    lxd.delete_forward(lxd.backend(settings).client(), app.config["WARREN"].lxd_network,
                        internet.host_ip)
 
 
@@ -141,7 +141,7 @@ def reachable(address: str, port: int) -> bool:
 
 def forward_ports_in_lxd(app, address: str) -> list[tuple]:
     settings = app.config["WARREN"]
-    found = lxd.forward_ports(lxd.connect(settings.lxd_socket), settings.lxd_network, address)
+    found = lxd.forward_ports(lxd.backend(settings).client(), settings.lxd_network, address)
     return sorted((port["protocol"], port["listen_port"], port["target_address"], port["target_port"])
                   for port in (found[0] if found else []))
 
@@ -192,7 +192,7 @@ def test_tcp_and_udp_forwards_answer_from_the_internet_and_go_with_the_instance(
     assert answer(internet, tcp_port, "tcp") == "game"
 
     # Drift: a port removed behind Warren's back is put back by the pass.
-    client = lxd.connect(settings.lxd_socket)
+    client = lxd.backend(settings).client()
     lxd.set_forward_ports(client, settings.lxd_network, internet.host_ip, [], None, True,
                           forwards.DESCRIPTION)
     assert answer(internet, tcp_port, "tcp") == ""

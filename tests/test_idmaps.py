@@ -21,7 +21,7 @@ PARALLEL = 10
 
 def ranges_in_lxd(settings) -> list[tuple[int, int, str]]:
     """(first host id, size, project/name) of every container's id map on the daemon."""
-    client = lxd.connect(settings.lxd_socket)
+    client = lxd.backend(settings).client()
     found = client.api.instances.get(params={"all-projects": "true", "recursion": 1}).json()
     ranges = []
     for item in found["metadata"]:
@@ -51,19 +51,19 @@ def member_project(settings, unique_name):
                                memory=(PARALLEL + 1) * 128 * 2**20, processes=100 * (PARALLEL + 1))
     probe_project(settings, name, room, PROBE)
     yield name
-    lxd.delete_project(settings.lxd_socket, name)
+    lxd.delete_project(lxd.backend(settings), name)
 
 
 def test_containers_created_at_once_get_ranges_of_their_own(settings, member_project, unique_name):
     """Ten creations at once through Warren's create (each thread its own
     client, as the worker's job threads have), every one starts, and no two
     containers on the daemon share a range, none below the subordinate ids."""
-    lock = lxd.idmap_lock_path(settings.lxd_socket)
+    lock = lxd.idmap_lock_path(lxd.backend(settings))
     wanted = [unique_name("idm") for _ in range(PARALLEL)]
     ready = threading.Barrier(PARALLEL)
 
     def create(name):
-        client = lxd.connect(settings.lxd_socket, project=member_project)
+        client = lxd.backend(settings).client(project=member_project)
         ready.wait()
         made = lxd.create_instance(client, name, "busybox", profiles=["probe"],
                                    config={"security.idmap.isolated": "true"}, lock_path=lock)
@@ -77,7 +77,7 @@ def test_containers_created_at_once_get_ranges_of_their_own(settings, member_pro
     assert overlaps(ranges) == []
     lowest = min(first for first, _size, _name in ranges)
     assert lowest >= 165536, ranges  # LXD's first isolated range: subordinate ids + 65536
-    states = lxd.instance_states(lxd.connect(settings.lxd_socket, project=member_project))
+    states = lxd.instance_states(lxd.backend(settings).client(project=member_project))
     assert states == {name: "Running" for name in wanted}
 
 
@@ -85,8 +85,8 @@ def test_the_lock_is_held_only_until_lxd_has_written_the_range(settings, member_
                                                                unique_name):
     """While the id map lock is held elsewhere, a creation waits; once the
     range is written the lock is free again, before the creation ends."""
-    path = lxd.idmap_lock_path(settings.lxd_socket)
-    client = lxd.connect(settings.lxd_socket, project=member_project)
+    path = lxd.idmap_lock_path(lxd.backend(settings))
+    client = lxd.backend(settings).client(project=member_project)
     name = unique_name("idm")
     spec = {"name": name, "type": "container", "source": {"type": "image", "alias": "busybox"},
             "config": {"security.idmap.isolated": "true"}, "devices": {}, "profiles": ["probe"]}

@@ -115,7 +115,7 @@ def test_member_project_is_restricted_mirrors_the_quota_and_holds_the_profiles(s
                                                                                 members):
     alice = members()
     launch(alice)
-    client = lxd.connect(settings.lxd_socket)
+    client = lxd.backend(settings).client()
     project = client.projects.get(project_name(alice.username))
     assert project.config["restricted"] == "true"
     assert project.config["features.profiles"] == "true"
@@ -123,7 +123,7 @@ def test_member_project_is_restricted_mirrors_the_quota_and_holds_the_profiles(s
     assert project.config["restricted.containers.nesting"] == "allow"
     for key, value in quotas.TIERS["full"].lxd_limits().items():
         assert project.config[key] == value
-    scoped = lxd.connect(settings.lxd_socket, project=project.name)
+    scoped = lxd.backend(settings).client(project=project.name)
     small = scoped.profiles.get("small")
     assert small.config["limits.memory"] == "512MiB"
     assert small.devices["root"]["size"] == "4GiB"
@@ -137,7 +137,7 @@ def test_quota_changes_reach_the_lxd_project_at_once(app, settings, worker, memb
                                                 "memory=8GiB", "instances=5"])
     assert result.exit_code == 0, result.output
     assert f"LXD project {project_name(alice.username)}: limits updated" in result.output
-    project = lxd.connect(settings.lxd_socket).projects.get(project_name(alice.username))
+    project = lxd.backend(settings).client().projects.get(project_name(alice.username))
     assert project.config["limits.memory"] == "8GiB"
     assert project.config["limits.instances"] == "5"
     assert member_instance(settings, alice).config["limits.cpu.priority"] == "10"
@@ -153,10 +153,10 @@ def test_half_share_gets_no_nesting(settings, worker, members):
     response = request_instance(bob, expect=422, profile="nested")
     assert "Choose one of: burst, small" in response.get_data(as_text=True)
     launch(bob)
-    project = lxd.connect(settings.lxd_socket).projects.get(project_name(bob.username))
+    project = lxd.backend(settings).client().projects.get(project_name(bob.username))
     assert project.config["restricted.containers.nesting"] == "block"
     assert member_instance(settings, bob).config["limits.cpu.priority"] == "5"  # half share
-    assert not lxd.connect(settings.lxd_socket, project=project.name).profiles.exists("nested")
+    assert not lxd.backend(settings).client(project=project.name).profiles.exists("nested")
 
 
 def test_form_reports_every_error_next_to_its_field_and_keeps_input(members):
@@ -243,5 +243,5 @@ def test_a_share_without_nesting_is_refused_while_a_nested_instance_exists(app, 
     result = app.test_cli_runner().invoke(args=["user", "set-quota", alice.username, "--tier", "half"])
     assert result.exit_code == 1
     assert "nesting: box use(s) a nesting profile" in result.output
-    project = lxd.connect(settings.lxd_socket).projects.get(project_name(alice.username))
+    project = lxd.backend(settings).client().projects.get(project_name(alice.username))
     assert project.config["restricted.containers.nesting"] == "allow"  # unchanged, consistent

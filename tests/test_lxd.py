@@ -114,4 +114,4 @@ def test_debian_image_takes_ssh_key_through_cloud_init(lxd_client, settings, ins
 def test_a_socket_that_does_not_exist_means_lxd_is_unreachable(tmp_path):
     from app.errors import BackendUnavailable
     with pytest.raises(BackendUnavailable, match="LXD is not reachable"):
-        lxd.connect(str(tmp_path / "no-such" / "unix.socket"))
+        lxd.Backend(socket_path=str(tmp_path / "no-such" / "unix.socket")).client()

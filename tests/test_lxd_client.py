@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from app.lxd.client import _new_client
+from app.lxd import Backend
 
 SERVER_INFO = {"type": "sync", "status": "Success", "status_code": 200, "metadata": {
     "api_extensions": [], "environment": {"server_version": "5.0.2"}, "auth": "trusted"}}
@@ -72,15 +72,24 @@ def daemon(tmp_path):
 
 def test_an_idempotent_request_is_sent_again_on_a_new_connection(daemon):
     path, seen = daemon
-    client = _new_client(path, None)
+    client = Backend(socket_path=path).client()
     assert client.api.instances.get().json()["metadata"] == []
     assert seen == ["GET /1.0 HTTP/1.1", "GET /1.0/instances HTTP/1.1", "GET /1.0/instances HTTP/1.1"]
 
 
 def test_a_post_is_never_sent_twice(daemon):
     path, seen = daemon
-    client = _new_client(path, None)
+    client = Backend(socket_path=path).client()
     with pytest.raises(Exception) as raised:
         client.api.instances.post(json={"name": "c1"})
     assert "Remote end closed connection" in str(raised.value)
     assert seen == ["GET /1.0 HTTP/1.1", "POST /1.0/instances HTTP/1.1"]
+
+
+def test_an_https_backend_without_its_files_names_the_setting_to_fix(tmp_path):
+    from app.config import load_settings
+    from app.errors import ConfigError
+    settings = load_settings({"lxd_url": "https://10.77.0.11:8443", "data_dir": str(tmp_path)},
+                             environ={})
+    with pytest.raises(ConfigError, match="WARREN_LXD_CERT: cannot read .*lxd-client.crt"):
+        Backend.from_settings(settings)

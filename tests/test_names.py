@@ -90,14 +90,14 @@ def test_upgrade_keeps_unique_names_and_renames_colliding_containers(tmp_path, s
                     "updated_at": store.now()}).last_pk)
     db.conn.close()
     profiles = load_folder(REPO / "profiles")
-    client = lxd.connect(settings.lxd_socket)
+    client = lxd.backend(settings).client()
     made = []
     try:
         for username, instance_names in members_rows.items():
             project = names.project_name(username)
             lxd.ensure_project(client, project, projects.project_config(
                 quotas.TIERS["full"], settings.lxd_network, installation), "test")
-            scoped = lxd.connect(settings.lxd_socket, project=project)
+            scoped = lxd.backend(settings).client(project=project)
             small = profiles["small"]
             lxd.ensure_profile(scoped, "small", small.lxd_config(),
                                small.lxd_devices(settings.lxd_storage_pool, settings.lxd_network), "")
@@ -122,11 +122,12 @@ def test_upgrade_keeps_unique_names_and_renames_colliding_containers(tmp_path, s
                 [f"renamed instance web-jo-s{suffix}"] * 2
             assert reconcile.reconcile(db, app.config["WARREN"]) == []  # nothing left to repair
         for username, instance_names in members_rows.items():
-            states = lxd.instance_states(lxd.connect(settings.lxd_socket, project=names.project_name(username)))
+            states = lxd.instance_states(
+                lxd.backend(settings).client(project=names.project_name(username)))
             assert states == {upgraded[name]: "Running" for name in instance_names}
     finally:
         for project in made:
-            lxd.delete_project(settings.lxd_socket, project)
+            lxd.delete_project(lxd.backend(settings), project)
         zone = dns.zone_from_settings(settings)
         for username, instance_names in members_rows.items():  # reconcile published them
             for name in instance_names:

@@ -244,3 +244,15 @@ def test_a_snapshot_schedule_with_expiry_and_pattern_parses():
                             "  snapshots.schedule.stopped: true\n", "p.yaml")
     assert profile.config == {"snapshots.schedule": "0 3 * * *, @startup", "snapshots.expiry": "2w 3d",
                               "snapshots.pattern": "nightly-%d", "snapshots.schedule.stopped": "true"}
+
+
+def test_a_profile_may_name_a_cluster_group():
+    assert parse_profile("pp", GOOD + "placement: '@vm-hosts'\n", "p.yaml").placement == "@vm-hosts"
+    assert parse_profile("pp", GOOD, "p.yaml").placement is None
+
+
+@pytest.mark.parametrize("value", ["vm-hosts", "'@'", "'@Big Box'", "'@-x'", "[a]", "true", "'m1'"])
+def test_a_placement_that_is_not_a_group_is_a_field_error(value):
+    with pytest.raises(ValidationError) as raised:
+        parse_profile("pp", GOOD + f"placement: {value}\n", "p.yaml")
+    assert "must be @ and the name of an LXD cluster group" in str(raised.value.errors)

@@ -173,13 +173,13 @@ def test_a_share_change_while_lxd_is_away_is_saved_and_says_so(lxd_away):
 def stray_instance(settings, member, unique_name):
     """An instance made in the member's project straight through the LXD
     API (as a member with API access could): LXD counts it, Warren does not."""
-    scoped = lxd.connect(settings.lxd_socket, project=project_name(member.username))
+    scoped = lxd.backend(settings).client(project=project_name(member.username))
     lxd.create_instance(scoped, unique_name("stray"), "busybox", profiles=["small"],
                         config={"security.idmap.isolated": "true"}, lock_path=idmap_lock())
 
 
 def project_limits(settings, member):
-    return lxd.connect(settings.lxd_socket).projects.get(project_name(member.username)).config
+    return lxd.backend(settings).client().projects.get(project_name(member.username)).config
 
 
 def test_a_share_change_lxd_refuses_is_not_saved_and_says_why(app, settings, worker, members,

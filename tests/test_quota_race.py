@@ -22,14 +22,14 @@ def live(tmp_path, settings, unique_name):
     warren.add_member(warren.member, "instances=2")
     yield warren.start()
     warren.stop()
-    lxd.delete_project(settings.lxd_socket, project_name(warren.member))
+    lxd.delete_project(lxd.backend(settings), project_name(warren.member))
 
 
 def test_fifty_concurrent_requests_against_a_quota_of_two(live, settings):
     import sqlite3
     browsers = [live.session(live.member) for _ in range(8)]
     tokens = [browser.token("/instances/new") for browser in browsers]
-    scoped = lxd.connect(settings.lxd_socket, project=project_name(live.member))
+    scoped = lxd.backend(settings).client(project=project_name(live.member))
     for round_number in range(ROUNDS):
         def request(index):
             browser = browsers[index % len(browsers)]

@@ -43,7 +43,7 @@ def test_repairs_lxd_and_dns_drift_and_a_second_pass_changes_nothing(app, settin
     owner = None
     with app.app_context():
         owner = dns_owner(alice.username)
-    scoped = lxd.connect(settings.lxd_socket, project=project_name(alice.username))
+    scoped = lxd.backend(settings).client(project=project_name(alice.username))
     # Drift 1: an instance tagged as this Warren's that no row wants.
     orphan = lxd.create_instance(scoped, f"orphan-{alice.username}", "busybox", profiles=["small"],
                                  lock_path=idmap_lock(),
@@ -75,7 +75,7 @@ def test_repairs_lxd_and_dns_drift_and_a_second_pass_changes_nothing(app, settin
 def test_an_instance_that_vanished_from_lxd_is_built_again(app, settings, dig, worker, members):
     alice = members()
     location, progress = launch(alice)
-    scoped = lxd.connect(settings.lxd_socket, project=project_name(alice.username))
+    scoped = lxd.backend(settings).client(project=project_name(alice.username))
     lxd.delete_instance(scoped, lxd_name_of(settings, alice))
     assert f"re-queued {progress['fqdn']}: missing from LXD" in run_reconcile(app, settings)
     assert wait_done(alice, location)["status"] == "ready"
@@ -197,15 +197,16 @@ def test_lxd_outage_gives_a_clear_error_and_leaves_nothing_half_made(app, settin
         assert get_db()["instances"].count_where("name = 'during'") == 0
     # One accepted just before the outage (image list and drivers cached) fails with the reason.
     with app.app_context():
-        lxd.cached(("aliases", settings.lxd_socket), lambda: {"busybox", "debian-12"})
-        lxd.cached(("instance types", settings.lxd_socket), lambda: {"container": None, "virtual-machine": "none here"})
+        lxd.cached(("aliases", lxd.backend(settings).endpoint), lambda: {"busybox", "debian-12"})
+        lxd.cached(("instance types", lxd.backend(settings).endpoint),
+                   lambda: {"container": None, "virtual-machine": "none here"})
     location = request_instance(alice, name="late").headers["Location"]
     progress = wait_done(alice, location)
     assert progress["status"] == "failed" and "LXD is not reachable" in progress["error"]
     assert progress["ipv4"] is None
     start()
     run_reconcile(app, settings)
-    scoped = lxd.connect(settings.lxd_socket, project=project_name(alice.username))
+    scoped = lxd.backend(settings).client(project=project_name(alice.username))
     assert set(lxd.instance_states(scoped)) == {lxd_name_of(settings, alice, "before")}  # no half-made instance
     assert dig(progress["fqdn"]) == []
     assert run_reconcile(app, settings) == []

@@ -43,7 +43,7 @@ def member_project(settings):
     """A member project exactly as Warren makes it (full share), with one profile."""
     name = names.project_name(f"sec{__import__('os').getpid()}")
     yield probe_project(settings, name, quotas.TIERS["full"], BASE)
-    lxd.delete_project(settings.lxd_socket, name)
+    lxd.delete_project(lxd.backend(settings), name)
 
 
 def lxd_refuses(scoped, unique_name, config=None, devices=None):
@@ -87,4 +87,4 @@ def test_half_share_project_refuses_nesting(settings, unique_name):
         scoped = probe_project(settings, name, quotas.TIERS["half"], BASE)
         lxd_refuses(scoped, unique_name, config={"security.nesting": "true"})
     finally:
-        lxd.delete_project(settings.lxd_socket, name)
+        lxd.delete_project(lxd.backend(settings), name)

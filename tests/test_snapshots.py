@@ -71,7 +71,7 @@ def env(tmp_path_factory, settings, busybox_image):
             for fqdn, project in rows:
                 dns.remove_name(zone, fqdn, projects.dns_owner(project.removeprefix("warren-")))
         for client in (env.a, env.b):
-            lxd.delete_project(settings.lxd_socket, project_name(client.username))
+            lxd.delete_project(lxd.backend(settings), project_name(client.username))
             projects.forget_applied(project_name(client.username))
 
 
@@ -95,7 +95,7 @@ def in_lxd(env, settings, name="web") -> dict:
         row = get_db()["instances"].rows_where("name = ? AND project = ?",
                                                [name, project_name(env.a.username)])
         lxd_name = next(iter(row))["lxd_name"]
-    scoped = lxd.connect(settings.lxd_socket, project=project_name(env.a.username))
+    scoped = lxd.backend(settings).client(project=project_name(env.a.username))
     return {item["name"]: item for item in lxd.list_snapshots(scoped, lxd_name)}
 
 
@@ -103,7 +103,7 @@ def lxd_instance(env, settings, name="web"):
     with env.app.app_context():
         row = next(iter(get_db()["instances"].rows_where(
             "name = ? AND project = ?", [name, project_name(env.a.username)])))
-    return lxd.get_instance(lxd.connect(settings.lxd_socket, project=project_name(env.a.username)),
+    return lxd.get_instance(lxd.backend(settings).client(project=project_name(env.a.username)),
                             row["lxd_name"]), row
 
 
@@ -210,7 +210,7 @@ def test_a_snapshot_over_the_disk_quota_is_refused_by_warren_and_then_by_lxd(env
     instance, _ = lxd_instance(env, settings)
 
     def restriction():
-        return lxd.connect(settings.lxd_socket).projects.get(
+        return lxd.backend(settings).client().projects.get(
             project_name(env.a.username)).config["restricted.snapshots"]
     assert restriction() == "allow"
     try:

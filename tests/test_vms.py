@@ -23,6 +23,7 @@ pytestmark = [pytest.mark.vm, pytest.mark.slow, pytest.mark.serial]
 
 VMHOST = os.environ.get("WARREN_VMHOST_DIR", "/var/lib/warren/vmhost")
 VM_SOCKET = f"{VMHOST}/lxd/unix.socket"
+VM = lxd.Backend(socket_path=VM_SOCKET)
 REPORT = re.compile(r"warren-vm: hostname=(\S+) cpus=(\d+) mem_kib=(\d+) keys=(\d+) addr=(\S*)")
 
 
@@ -35,7 +36,7 @@ class TestWithoutVmSupport:
 
     def test_vm_profiles_are_unavailable_with_lxds_reason_and_requests_create_nothing(
             self, app, settings, worker, members, admin):
-        client = lxd.connect(settings.lxd_socket)
+        client = lxd.backend(settings).client()
         warnings = client.api.warnings.get(params={"recursion": 1}).json()["metadata"]
         reasons = [w["last_message"] for w in warnings if w["type"] == "Instance type not operational"]
         assert reasons, "expected LXD to say why it cannot run VMs here"
@@ -74,7 +75,7 @@ def console_report(project, name, wanted, timeout=120):
     seen, deadline = "", time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            console = lxd.open_console(VM_SOCKET, project, name, 100, 30)
+            console = lxd.open_console(VM, project, name, 100, 30)
         except LxdError:  # not running yet
             time.sleep(1)
             continue
@@ -105,7 +106,7 @@ def _read_into(console, chunks: list) -> None:
 
 
 def daemon_pid() -> int:
-    return lxd.connect(VM_SOCKET).host_info["environment"]["server_pid"]
+    return VM.client().host_info["environment"]["server_pid"]
 
 
 @pytest.fixture(autouse=True)
@@ -149,7 +150,7 @@ def test_a_vm_from_the_form_runs_resolves_sees_its_limits_and_leaves_nothing(
     assert vm.type == "virtual-machine" and vm.status == "Running"
     assert "lxd_agent" not in vm.expanded_devices  # no agent: keys come from the config drive
     assert vm.expanded_devices["cloud-init"]["source"] == "cloud-init:config"
-    project = lxd.connect(VM_SOCKET).projects.get(project_name(alice.username))
+    project = VM.client().projects.get(project_name(alice.username))
     assert project.config["restricted"] == "true"
     assert dig(progress["fqdn"]) == [progress["ipv4"]]
     report = console_report(project_name(alice.username), vm.name,
@@ -171,7 +172,7 @@ def test_a_vm_from_the_form_runs_resolves_sees_its_limits_and_leaves_nothing(
     wait_gone(alice, location, timeout=90)
     assert vm_of(alice) is None
     assert dig_status(settings, progress["fqdn"]) == "NXDOMAIN"
-    assert lxd.instance_states(lxd.connect(VM_SOCKET, project=project_name(alice.username))) == {}
+    assert lxd.instance_states(VM.client(project=project_name(alice.username))) == {}
 
 
 def test_a_vm_profile_cpu_change_waits_for_the_next_restart(app, worker, members, admin):
@@ -183,7 +184,7 @@ def test_a_vm_profile_cpu_change_waits_for_the_next_restart(app, worker, members
     post_form(admin, "/admin/profiles/vm-small", {"text": text, "reviewed": text}, expect=303)
     vm = vm_of(alice)
     assert vm.status == "Running" and vm.config["limits.cpu"] == "1"  # untouched while running
-    scoped = lxd.connect(VM_SOCKET, project=project_name(alice.username))
+    scoped = VM.client(project=project_name(alice.username))
     assert "limits.cpu" not in scoped.profiles.get("vm-small").config
     assert post_action(alice, location, "restart").status_code == 303
     report = console_report(project_name(alice.username), vm.name,
@@ -203,13 +204,13 @@ def test_a_vms_serial_console_opens_through_warren_and_closes_in_lxd(app, worker
         user = accounts.find_user(alice.username)
         instance = consoles.console_instance(user, int(location.rsplit("/", 1)[1]))
         with consoles.opened(user, instance, 100, 30) as console:
-            assert lxd.console_operations(VM_SOCKET, project_name(alice.username), vm.name)
+            assert lxd.console_operations(VM, project_name(alice.username), vm.name)
             seen, deadline = b"", time.monotonic() + 60
             while not REPORT.search(seen.decode(errors="replace")):  # the guest reports every 5 s
                 assert time.monotonic() < deadline, f"no report on the serial console: {seen[-500:]!r}"
                 seen += console.read()
         assert REPORT.search(seen.decode(errors="replace")).group(1) == "vm1"
-    wait_until(lambda: not lxd.console_operations(VM_SOCKET, project_name(alice.username), vm.name),
+    wait_until(lambda: not lxd.console_operations(VM, project_name(alice.username), vm.name),
                timeout=15, message="the VM's console operation ended")
 
 

@@ -52,7 +52,7 @@ def live(tmp_path_factory, settings, zone):
     wait_until(lambda: not open_jobs(folder / "warren.sqlite3"), timeout=120, message="jobs done")
     warren.stop()
     remove_names(folder / "warren.sqlite3", zone)
-    lxd.delete_project(settings.lxd_socket, project_name(warren.member))
+    lxd.delete_project(lxd.backend(settings), project_name(warren.member))
 
 
 def run(home: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:

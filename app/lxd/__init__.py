@@ -1,5 +1,6 @@
 """The only package that talks to LXD (through pylxd), one module per part
-of LXD: the client and its error translation (client), the host's pool,
+of LXD: where LXD is and its clients (backend: a unix socket or a
+cluster's HTTPS address), the error translation (client), the host's pool,
 bridge, images and resources (host), instances (instances), projects and
 their profiles (projects), usage figures (metrics), the bridge's port
 forwards (forwards), and instance consoles (console).
@@ -11,7 +12,8 @@ Callers use the package (`lxd.create_instance(...)`), not its modules.
 """
 from .backups import (OPTIMIZED_DRIVERS, create_backup, delete_backup, export_backup,
                       import_backup, pool_driver)
-from .client import IMAGE_CACHE_SECONDS, cached, connect, forget_cached, server_info, translated
+from .backend import Backend, Member, backend
+from .client import IMAGE_CACHE_SECONDS, cached, forget_cached, server_info, translated
 from .console import Console, console_operations, open_console
 from .forwards import (delete_forward, forward_addresses, forward_ports, port_entry,
                        set_forward_ports)
@@ -21,7 +23,7 @@ from .host import (DRIVERS, bridge_config, bridge_port_ipv6, bridge_ports, ensur
                    instance_types, network_config, network_range)
 from .idmaps import lock_path as idmap_lock_path
 from .instances import (create_instance, delete_instance, execute, get_instance,
-                        instance_configs, instance_devices, instance_states, ipv4_address, push_file,
+                        instance_configs, instance_devices, instance_states, ipv4_address, location, push_file,
                         rename_instance, set_config, set_device, set_power, start_instance)
 from .metrics import cpu_seconds, instance_usage
 from .snapshots import delete_snapshot, list_snapshots, restore_snapshot, take_snapshot
@@ -31,14 +33,15 @@ from .projects import (delete_profile, delete_project, ensure_profile, ensure_pr
 __all__ = [
     "OPTIMIZED_DRIVERS", "create_backup", "delete_backup", "export_backup", "import_backup",
     "pool_driver",
-    "IMAGE_CACHE_SECONDS", "cached", "connect", "forget_cached", "server_info", "translated",
+    "Backend", "Member", "backend",
+    "IMAGE_CACHE_SECONDS", "cached", "forget_cached", "server_info", "translated",
     "Console", "console_operations", "open_console",
     "delete_forward", "forward_addresses", "forward_ports", "port_entry", "set_forward_ports",
     "DRIVERS", "bridge_config", "bridge_port_ipv6", "bridge_ports", "ensure_default_profile",
     "ensure_network", "ensure_storage_pool", "host_resources", "image_aliases", "image_properties",
     "instance_ports", "instance_types", "network_config", "network_range",
     "create_instance", "idmap_lock_path", "delete_instance", "execute", "get_instance", "instance_configs",
-    "instance_devices", "instance_states", "ipv4_address", "push_file", "rename_instance",
+    "instance_devices", "instance_states", "ipv4_address", "location", "push_file", "rename_instance",
     "set_config", "set_device", "set_power", "start_instance",
     "cpu_seconds", "instance_usage",
     "delete_snapshot", "list_snapshots", "restore_snapshot", "take_snapshot",

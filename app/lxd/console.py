@@ -1,7 +1,7 @@
 """Instance consoles as LXD hands them out: a container's /dev/console or a
-VM's serial console, as an operation with two websockets on the daemon's
-unix socket, one carrying the terminal's bytes and one control messages
-(the window size).
+VM's serial console, as an operation with two websockets on the daemon
+(its unix socket, or the cluster's HTTPS address), one carrying the
+terminal's bytes and one control messages (the window size).
 
 LXD 5.0 waits for both sockets without a time limit and refuses to cancel
 a console operation, so once one is created both are connected at once.
@@ -20,11 +20,12 @@ instance echo into that race.
 websocket-client is imported here and nowhere else."""
 import json
 import socket
+from urllib.parse import urlsplit
 
 import websocket
 
 from ..errors import BackendUnavailable, LxdError
-from .client import connect, translated
+from .client import translated
 
 DESCRIPTION = "Showing console"  # how LXD names a console operation
 CONNECT_SECONDS = 10
@@ -104,25 +105,31 @@ def _wait_closed(sock: websocket.WebSocket, seconds: float) -> None:
         return  # closed, or LXD took too long: the caller closes it anyway
 
 
-def _websocket(socket_path: str, path: str) -> websocket.WebSocket:
-    raw = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    raw.settimeout(CONNECT_SECONDS)
-    try:
-        raw.connect(socket_path)
-        # No Origin header: LXD (gorilla/websocket) compares it with the Host
-        # header, which is meaningless on a unix socket.
-        connection = websocket.create_connection(f"ws://lxd{path}", socket=raw,
-                                                 suppress_origin=True, timeout=CONNECT_SECONDS)
-    except BaseException:
-        raw.close()
-        raise
+def _websocket(backend, path: str) -> websocket.WebSocket:
+    if backend.url:
+        address = urlsplit(backend.url).netloc
+        connection = websocket.create_connection(
+            f"wss://{address}{path}", sslopt={"context": backend.ssl_context()},
+            suppress_origin=True, timeout=CONNECT_SECONDS)
+    else:
+        raw = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        raw.settimeout(CONNECT_SECONDS)
+        try:
+            raw.connect(backend.socket_path)
+            # No Origin header: LXD (gorilla/websocket) compares it with the
+            # Host header, which is meaningless on a unix socket.
+            connection = websocket.create_connection(f"ws://lxd{path}", socket=raw,
+                                                     suppress_origin=True, timeout=CONNECT_SECONDS)
+        except BaseException:
+            raw.close()
+            raise
     connection.settimeout(None)  # reads wait for the instance as long as the console is open
     return connection
 
 
-def open_console(socket_path: str, project: str, name: str, columns: int, rows: int) -> Console:
+def open_console(backend, project: str, name: str, columns: int, rows: int) -> Console:
     """Open an instance's console at the given terminal size."""
-    client = connect(socket_path, project)
+    client = backend.client(project)
     with translated(f"opening the console of {name}"):
         response = client.api.instances[name].console.post(
             json={"type": "console", "width": columns, "height": rows})
@@ -133,7 +140,7 @@ def open_console(socket_path: str, project: str, name: str, columns: int, rows: 
     opened = []
     try:
         for key in ("control", "0"):
-            opened.append(_websocket(socket_path, path + secrets[key]))
+            opened.append(_websocket(backend, path + secrets[key]))
     except (websocket.WebSocketException, OSError) as error:
         for connection in opened:
             connection.shutdown()
@@ -143,9 +150,9 @@ def open_console(socket_path: str, project: str, name: str, columns: int, rows: 
     return Console(operation, data, control)
 
 
-def console_operations(socket_path: str, project: str, name: str) -> list[str]:
+def console_operations(backend, project: str, name: str) -> list[str]:
     """Ids of the console operations LXD is running for an instance."""
-    client = connect(socket_path, project)
+    client = backend.client(project)
     with translated(f"listing the operations of {name}"):
         listing = client.api.operations.get(params={"recursion": 1}).json()["metadata"] or {}
     wanted = f"/1.0/instances/{name}"

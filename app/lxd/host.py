@@ -3,20 +3,21 @@ the default profile, drivers, images, resources."""
 import ipaddress
 
 import pylxd
+from pylxd import exceptions as lxd_exceptions
 
 from ..errors import LxdError
-from .client import cached, connect, translated
+from .client import cached, translated
 
 
 DRIVERS = {"container": "lxc", "virtual-machine": "qemu"}
 
 
-def instance_types(socket_path: str) -> dict[str, str | None]:
+def instance_types(backend) -> dict[str, str | None]:
     """Instance type -> None when this LXD can run it, else the reason LXD
     gives (its "Instance type not operational" warning, e.g. "vhost_vsock
     kernel module not loaded")."""
     def load():
-        client = connect(socket_path)
+        client = backend.client()
         with translated("reading LXD server info"):
             info = client.api.get().json()["metadata"]["environment"]
             drivers = {driver.strip() for driver in info.get("driver", "").split("|")}
@@ -29,22 +30,54 @@ def instance_types(socket_path: str) -> dict[str, str | None]:
         return {kind: None if kind not in missing else
                 (reasons[0] if reasons else f"LXD has no {DRIVERS[kind]} driver on this server")
                 for kind in DRIVERS}
-    return cached(("instance types", socket_path), load)
+    return cached(("instance types", backend.endpoint), load)
 
 
-def ensure_storage_pool(client: pylxd.Client, name: str, size: str) -> bool:
-    """Create a loop-file btrfs pool unless it exists; True when created.
+def _status(collection, name: str) -> dict | None:
+    """A pool's or network's record (status: Created, Pending, Errored;
+    locations: the members it is defined on), None if absent."""
+    try:
+        return collection[name].get().json()["metadata"]
+    except lxd_exceptions.NotFound:
+        return None
+
+
+def _create(collection, name: str, member_body: dict, body: dict, members: list[str]) -> bool:
+    """Create a pool or network the way a cluster needs: defined on each
+    member first (pending, with only the member-specific keys), then
+    created once globally with the rest. On a single daemon (no members) it
+    is one request. True if anything was done."""
+    record = _status(collection, name)
+    if record and record.get("status") == "Created":
+        return False
+    defined = set(record.get("locations") or []) if record else set()
+    for member in members:
+        if member not in defined:
+            try:
+                collection.post(json=member_body, target=member)
+            except lxd_exceptions.LXDAPIException as error:
+                if "already" not in str(error).lower():  # defined by a run that stopped midway
+                    raise
+    collection.post(json=body)
+    return True
+
+
+def ensure_storage_pool(client: pylxd.Client, name: str, size: str,
+                        members: list[str] = ()) -> bool:
+    """Create a loop-file btrfs pool unless it exists (on a cluster: on each
+    member, each with a loop file of that size); True when created.
 
     btrfs, not dir: only a quota-capable driver makes root disk sizes real."""
     with translated(f"storage pool {name}"):
-        if client.storage_pools.exists(name):
-            driver = client.storage_pools.get(name).driver
-            if driver != "btrfs":
-                raise LxdError(f"storage pool {name} uses the {driver} driver; Warren needs btrfs "
-                               "so disk limits hold (set WARREN_LXD_STORAGE_POOL to another name)")
-            return False
-        client.storage_pools.create({"name": name, "driver": "btrfs", "config": {"size": size}})
-        return True
+        record = _status(client.api.storage_pools, name)
+        if record and record.get("driver") != "btrfs":
+            raise LxdError(f"storage pool {name} uses the {record.get('driver')} driver; Warren "
+                           "needs btrfs so disk limits hold (set WARREN_LXD_STORAGE_POOL to "
+                           "another name)")
+        member_body = {"name": name, "driver": "btrfs", "config": {"size": size}}
+        return _create(client.api.storage_pools, name, member_body,
+                       {"name": name, "driver": "btrfs", "config": {} if members else {"size": size}},
+                       list(members))
 
 
 # What each WARREN_NETWORK_MODE changes on the bridge, beyond the keys all
@@ -98,14 +131,18 @@ def bridge_config(address: str, dhcp_range: str, mode: str = "isolated",
 
 def ensure_network(client: pylxd.Client, name: str, address: str, dhcp_range: str,
                    mode: str = "isolated", ipv6_address: str | None = None,
-                   ipv6_range: str | None = None) -> bool:
-    """Create the bridge, or bring its config back in line with the network
-    mode and IPv6 setting; True when changed."""
+                   ipv6_range: str | None = None, members: list[str] = ()) -> bool:
+    """Create the bridge (on a cluster: defined on each member, then
+    created), or bring its config back in line with the network mode and
+    IPv6 setting; True when changed."""
     wanted = bridge_config(address, dhcp_range, mode, ipv6_address, ipv6_range)
     description = f"Warren member instances ({BRIDGE_MODES[mode][1]}" \
                   f"{', IPv6' if ipv6_address else ''})"
     with translated(f"network {name}"):
-        if client.networks.exists(name):
+        record = _status(client.api.networks, name)
+        if record and record.get("status") in ("Pending", "Errored"):  # a cluster setup that
+            record = None                                               # stopped midway
+        if record:
             network = client.networks.get(name)
             if network.type != "bridge" or not network.managed:
                 raise LxdError(f"network {name} exists but is not a managed bridge")
@@ -115,8 +152,9 @@ def ensure_network(client: pylxd.Client, name: str, address: str, dhcp_range: st
             network.description = description
             network.save(wait=True)
             return True
-        client.networks.create(name, type="bridge", config=wanted, description=description)
-        return True
+        return _create(client.api.networks, name, {"name": name, "type": "bridge"},
+                       {"name": name, "type": "bridge", "config": wanted,
+                        "description": description}, list(members))
 
 
 def network_range(address: str) -> ipaddress.IPv4Network:

@@ -14,8 +14,6 @@ daemon, shared by every Warren on the host, held from the request until LXD
 has written the new container's base (milliseconds), not across the image
 unpack, the id shift of its files or the start.
 """
-import hashlib
-import os
 import time
 from contextlib import contextmanager
 
@@ -28,12 +26,11 @@ POLL_SECONDS = 0.005
 BASE_KEY = "volatile.idmap.base"
 
 
-def lock_path(socket_path: str) -> str:
+def lock_path(backend) -> str:
     """The id map lock of one LXD daemon: every Warren on this host that
     creates instances through that daemon (a test run beside the real one
     too) takes the same lock, whatever its data directory."""
-    daemon = hashlib.sha256(os.path.realpath(socket_path).encode()).hexdigest()[:12]
-    return f"/run/lock/warren-lxd-create-{daemon}.lock"
+    return f"/run/lock/warren-lxd-create-{backend.daemon_id()}.lock"
 
 
 def wait_for_base(client: pylxd.Client, name: str, operation: str) -> None:

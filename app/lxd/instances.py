@@ -12,8 +12,11 @@ from .client import translated
 
 def create_instance(client: pylxd.Client, name: str, image: str, *, config: dict | None = None,
                     devices: dict | None = None, profiles: list[str] | None = None,
-                    instance_type: str = "container", lock_path: str | None = None):
-    """Create (not start) an instance from a local image alias.
+                    instance_type: str = "container", lock_path: str | None = None,
+                    target: str | None = None):
+    """Create (not start) an instance from a local image alias; on a
+    cluster, target places it (a member, or @group for a cluster group),
+    else LXD picks the member.
 
     With lock_path (idmaps.lock_path), a container's isolated id map is
     allocated under the host's id map lock (see app/lxd/idmaps.py): held
@@ -26,11 +29,17 @@ def create_instance(client: pylxd.Client, name: str, image: str, *, config: dict
     with translated(f"creating instance {name}"):
         with idmaps.allocation(lock_path) as lock:
             lock.acquire()
-            operation = client.api.instances.post(json=spec).json()["operation"]
+            operation = client.api.instances.post(json=spec, target=target).json()["operation"]
             if lock_path is not None:
                 idmaps.wait_for_base(client, name, operation)
         client.operations.wait_for_operation(operation)
         return client.instances.get(name)
+
+
+def location(instance) -> str:
+    """The cluster member an instance is on ("" on a single daemon, where
+    LXD says "none")."""
+    return "" if instance.location in (None, "", "none") else instance.location
 
 
 def start_instance(instance) -> None:

@@ -5,7 +5,7 @@ import pylxd
 from pylxd import exceptions as lxd_exceptions
 
 from ..errors import Conflict
-from .client import connect, translated
+from .client import translated
 from .instances import delete_instance, instance_states
 
 DELETE_THREADS = 4
@@ -78,19 +78,19 @@ def delete_profile(client: pylxd.Client, name: str) -> None:
         profile.delete()
 
 
-def delete_project(socket_path: str, name: str) -> bool:
+def delete_project(backend, name: str) -> bool:
     """Delete a project with its instances and profiles; False if absent."""
-    client = connect(socket_path)
+    client = backend.client()
     with translated(f"deleting project {name}"):
         if not client.projects.exists(name):
             return False
-    scoped = connect(socket_path, project=name)
+    scoped = backend.client(name)
     with translated(f"deleting project {name}"):
         # A few at a time (a client each): LXD deletes instances in parallel
         # well, and a member with dozens of them goes in seconds.
         with ThreadPoolExecutor(max_workers=DELETE_THREADS) as pool:
             list(pool.map(lambda instance_name: delete_instance(
-                connect(socket_path, project=name), instance_name), instance_states(scoped)))
+                backend.client(name), instance_name), instance_states(scoped)))
         for profile in scoped.profiles.all():
             if profile.name != "default":
                 profile.delete()

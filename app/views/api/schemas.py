@@ -64,6 +64,8 @@ class InstanceSchema(Schema):
     error = text()
     ipv4 = text()
     ipv6 = text()
+    location = text(metadata={"description": "The LXD cluster member it runs on (empty on a "
+                                             "single server)."})
     lease_expires_at = text()
     created_at = Str(required=True)
     url = Str(required=True)

@@ -1,0 +1,1 @@
+"""A three-member LXD cluster on one machine for tests: see README.md and cluster.py."""

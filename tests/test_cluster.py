@@ -1,0 +1,234 @@
+"""Warren on a three-member LXD cluster (tests/cluster builds it on this
+machine, in network namespaces): the harness itself, Warren's LXD backend
+over HTTPS with the cluster certificate pinned, setup on a cluster, and
+placement. One file: the cluster is one per host, so its tests run in one
+worker, in order, and the last one tears it down and checks nothing is left."""
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+from cluster.cluster import BRIDGE, Cluster, unique_name
+
+from app import firewall, lxd
+from app.errors import BackendUnavailable
+from app.store import get_db
+from conftest import make_app
+from support import api_token, launch, member_instance, request_instance
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.lxd]
+POOL, NETWORK, ADDRESS = "wcpool", "wcnet0", "10.79.0.1/24"  # beside the harness's own 10.78
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    built = Cluster(offline_threshold=11)  # LXD's minimum: offline tests wait less
+    built.down()  # a fresh cluster: nothing an interrupted run left (a bridge holding the address)
+    built.up()
+    built.import_image("busybox")
+    yield built
+    built.down()
+    for remove in (firewall.remove_dhcp_guard, firewall.remove_mac_guard, firewall.remove_nd_guard):
+        remove(NETWORK)  # the host-side guards Warren's setup and passes put on the bridge's name
+    firewall.ensure_forward_guard(NETWORK, False)
+
+
+def cluster_settings(cluster) -> dict:
+    return {"lxd_url": cluster.urls["m1"], "lxd_cert": str(cluster.client_cert),
+            "lxd_key": str(cluster.client_key), "lxd_server_cert": str(cluster.cluster_cert),
+            "lxd_storage_pool": POOL, "lxd_pool_size": "2GiB", "lxd_network": NETWORK,
+            "network_address": ADDRESS}
+
+
+@pytest.fixture
+def app(tmp_path, cluster):
+    """A scratch Warren driving the cluster over HTTPS, on its own profiles
+    (one of them placed on the cluster group `big`)."""
+    made = make_app(tmp_path, own_profiles=True, **cluster_settings(cluster))
+    profile = yaml.safe_load((tmp_path / "profiles" / "small.yaml").read_text())
+    profile.update(description="Small, on the big box", placement="@big", images=["busybox"])
+    (tmp_path / "profiles" / "onbig.yaml").write_text(yaml.safe_dump(profile))
+    profile.update(description="Small, on a group with no members", placement="@nowhere")
+    (tmp_path / "profiles" / "nowhere.yaml").write_text(yaml.safe_dump(profile))
+    return made
+
+
+@pytest.fixture
+def set_up(app, cluster):
+    """Warren's own setup run on the cluster, and the group `big` (m3)."""
+    result = app.test_cli_runner().invoke(args=["host", "setup-lxd"])
+    assert result.exit_code == 0, result.output
+    if "big" not in cluster.lxc("m1", "cluster", "group", "list", "-f", "csv"):
+        cluster.lxc("m1", "cluster", "group", "create", "big")
+        cluster.lxc("m1", "cluster", "group", "assign", "m3", "default,big")
+    return result.output
+
+
+def cluster_daemons(base: Path) -> list[int]:
+    """Live lxd processes whose LXD_DIR is under the harness's folder."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            if Path(entry.path, "comm").read_text().strip() != "lxd":
+                continue
+            environ = Path(entry.path, "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(v.startswith(f"LXD_DIR={base}".encode()) for v in environ):
+            found.append(int(entry.name))
+    return found
+
+
+def test_three_members_online(cluster):
+    assert cluster.member_status() == {"m1": "Online", "m2": "Online", "m3": "Online"}
+    client = cluster.client("m2")
+    assert client.host_info["auth"] == "trusted"
+    assert sorted(m.server_name for m in client.cluster.members.all()) == ["m1", "m2", "m3"]
+    assert {name: Path(path).is_socket() for name, path in cluster.sockets.items()} == \
+        {"m1": True, "m2": True, "m3": True}
+
+
+def test_up_reuses_a_healthy_cluster(cluster):
+    pids = {name: cluster.daemon_pid(name) for name in cluster.members}
+    again = Cluster().up()
+    assert again.timings == {"reused": 0.0}
+    assert {name: again.daemon_pid(name) for name in again.members} == pids
+
+
+def test_https_client_is_pinned_to_the_cluster_certificate(cluster):
+    session = cluster.session()
+    assert session.trust_env is False
+    session.cert = None  # no client certificate: LXD answers, untrusted
+    assert session.get(cluster.urls["m3"] + "/1.0", timeout=10).json()["metadata"]["auth"] == "untrusted"
+    wrong = cluster.session()
+    wrong.verify = str(cluster.client_cert)  # another certificate: the pin refuses the server
+    with pytest.raises(Exception, match="[Ff]ingerprint"):
+        wrong.get(cluster.urls["m1"] + "/1.0", timeout=10)
+
+
+def test_container_launched_with_a_target_runs_there(cluster):
+    cluster.ensure_pool_and_network()
+    cluster.import_image("busybox")
+    client = cluster.client("m1")
+    name = unique_name("wclt")
+    instance = client.instances.create({
+        "name": name, "source": {"type": "image", "alias": "busybox"},
+        "devices": {"root": {"type": "disk", "path": "/", "pool": "wpool"},
+                    "eth0": {"type": "nic", "name": "eth0", "network": "wclbr0"}},
+    }, wait=True, target="m3")
+    instance.start(wait=True)
+    instance = client.instances.get(name)
+    assert instance.location == "m3"
+    assert instance.status == "Running"
+    # LXD_DIR/containers/NAME is a symlink into the pool, which is mounted in
+    # the member's own mount namespace only: from here it dangles.
+    assert (cluster.members["m3"].lxd_dir / "containers" / name).is_symlink()
+    assert not (cluster.members["m1"].lxd_dir / "containers" / name).is_symlink()
+    # Left running on purpose: down() must clean up a member's live instances too.
+
+
+def test_a_killed_member_goes_offline_and_comes_back(cluster):
+    cluster.kill_member("m2", wait_offline=True, timeout=60)
+    assert cluster.daemon_pid("m2") is None
+    assert cluster.member_status() == {"m1": "Online", "m2": "Offline", "m3": "Online"}
+    cluster.start_member("m2")
+    assert cluster.member_status()["m2"] == "Online"
+    assert cluster.client("m2").host_info["environment"]["server_name"] == "m2"
+
+
+
+def test_setup_creates_the_pool_and_bridge_on_every_member_then_globally(app, cluster, set_up):
+    assert "LXD cluster: m1, m2, m3" in set_up
+    client = cluster.client("m2")
+    for kind, name in (("storage-pools", POOL), ("networks", NETWORK)):
+        record = getattr(client.api, kind.replace("-", "_"))[name].get().json()["metadata"]
+        assert record["status"] == "Created", (kind, record)
+        assert sorted(record["locations"]) == ["m1", "m2", "m3"], (kind, record)
+    again = app.test_cli_runner().invoke(args=["host", "setup-lxd"])
+    assert f"storage pool {POOL}: present" in again.output and f"network {NETWORK}: present" in again.output
+
+
+def test_the_backend_speaks_https_with_the_cluster_certificate_pinned(app, cluster, monkeypatch, tmp_path):
+    backend = lxd.backend(app.config["WARREN"])
+    assert backend.url.startswith("https://10.77.0.11:")
+    assert backend.clustered()
+    assert [(member.name, member.status) for member in backend.members()] == \
+        [("m1", "Online"), ("m2", "Online"), ("m3", "Online")]
+    # A CA bundle in the environment would replace `verify` if the session trusted it.
+    bogus = tmp_path / "bundle.pem"
+    bogus.write_text("not a certificate\n")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bogus))
+    monkeypatch.setenv("CURL_CA_BUNDLE", str(bogus))
+    fresh = lxd.Backend(url=backend.url, cert=backend.cert, key=backend.key,
+                        server_cert=backend.server_cert)
+    assert fresh.client().host_info["environment"]["server_clustered"] is True
+    # Another certificate pinned: the cluster is refused.
+    wrong = lxd.Backend(url=backend.url, cert=backend.cert, key=backend.key,
+                        server_cert=str(cluster.client_cert))
+    with pytest.raises(BackendUnavailable):
+        wrong.client()
+
+
+def test_a_profile_placed_on_a_group_lands_on_its_member_and_pages_say_where(
+        app, cluster, set_up, worker, members, admin):
+    member = members()
+    _, progress = launch(member, name="big1", profile="onbig", image="busybox")
+    instance = member_instance(app.config["WARREN"], member, "big1")
+    assert instance.location == "m3"
+    with app.app_context():
+        row = get_db()["instances"].rows_where("name = ?", ["big1"]).__next__()
+    assert row["location"] == "m3"
+    page = member.get(f"/instances/{row['id']}").get_data(as_text=True)
+    assert '<dd id="location">m3</dd>' in page
+    headers = api_token(app, member.username)
+    assert app.test_client().get(f"/api/v1/instances/{row['id']}",
+                                 headers=headers).get_json()["location"] == "m3"
+    assert '<td class="location">m3</td>' in admin.get(f"/admin/users/{member.username}").get_data(as_text=True)
+    # Without a group LXD places it (the member with the fewest instances) and Warren records where.
+    launch(member, name="any1", profile="small", image="busybox")
+    placed = member_instance(app.config["WARREN"], member, "any1").location
+    with app.app_context():
+        assert get_db()["instances"].rows_where("name = ?", ["any1"]).__next__()["location"] == placed
+    assert placed in ("m1", "m2", "m3")
+
+
+def test_a_group_without_members_is_refused_with_the_reason(app, cluster, set_up, members):
+    member = members()
+    response = request_instance(member, name="nope", profile="nowhere", image="busybox", expect=422)
+    assert "cluster group @nowhere, which has no members" in response.get_data(as_text=True)
+    with app.app_context():
+        assert get_db()["instances"].count == 0
+
+
+def payload_processes(names: set[str]) -> list[int]:
+    """Processes in the lxc.payload.<name> cgroup of one of `names`."""
+    groups = {f"lxc.payload.{name}" for name in names}
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            lines = Path(entry.path, "cgroup").read_text().splitlines()
+        except OSError:
+            continue
+        if any(line.split(":", 2)[2].strip("/").split("/")[0] in groups for line in lines):
+            found.append(int(entry.name))
+    return found
+
+
+def test_teardown_leaves_nothing(cluster):
+    instances = cluster._instance_names()
+    assert instances and payload_processes(instances)  # the container above still runs
+    cluster.down()
+    namespaces = os.listdir("/run/netns") if os.path.isdir("/run/netns") else []
+    assert [ns for ns in namespaces if ns.startswith("wcl-")] == []
+    assert not Path("/sys/class/net", BRIDGE).exists()
+    assert cluster_daemons(cluster.base) == []
+    assert payload_processes(instances) == []
+    assert [name for name in instances if Path("/sys/fs/cgroup/pids", f"lxc.payload.{name}").exists()] == []
+    mountpoints = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    assert [m for m in mountpoints if m.startswith(str(cluster.base))] == []
+    assert cluster.leftovers() == {}
+    assert list(cluster.base.iterdir()) == []
