@@ -255,6 +255,8 @@ def run_worker():
 
 def init_app(app):
     """Register the command groups."""
+    from .cluster_cli import cluster_cli
     from .event_cli import event_cli
-    for group in (user_cli, db_cli, host_cli, tier_cli, event_cli, run_worker, backup, restore):
+    for group in (user_cli, db_cli, host_cli, tier_cli, event_cli, cluster_cli, run_worker, backup,
+                  restore):
         app.cli.add_command(group)

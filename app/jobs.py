@@ -38,7 +38,9 @@ BACKUP = ("backup", "restore")
 # time on the whole host, so backups never starve members' requests.
 BACKGROUND = ("backup",)
 # Every job kind there is (the worker's handler for each is in provisioning.HANDLERS).
-KINDS = frozenset(("provision", "delete") + POWER + SYNC + MEMBER + BACKUP)
+# An admin's move of an instance to another cluster member (app/maintenance.py).
+MOVE = ("move",)
+KINDS = frozenset(("provision", "delete") + POWER + SYNC + MEMBER + BACKUP + MOVE)
 # The job the worker thread is running now (set by provisioning.run_job).
 current: ContextVar[dict | None] = ContextVar("current_job", default=None)
 

@@ -367,6 +367,16 @@ def _records_failed(db, user: dict, _kind: str, error: WarrenError) -> None:
                 "again)", user["username"], error)
 
 
+def _move_job(db, instance: dict, _kind: str) -> None:
+    from . import maintenance
+    maintenance.move_job(db, instance)
+
+
+def _move_failed(db, instance: dict, _kind: str, error: WarrenError) -> None:
+    from . import maintenance
+    maintenance.move_failed(db, instance, error)
+
+
 @dataclass(frozen=True)
 class Handler:
     """What the worker does for a job kind, and what a failure leaves behind."""
@@ -385,6 +395,7 @@ HANDLERS = {
     "snapshots": Handler(_snapshots_job, _snapshots_failed),
     "backup": Handler(_backup_job, _backup_failed),
     "restore": Handler(_restore_job, _restore_failed),
+    "move": Handler(_move_job, _move_failed),
 }
 
 

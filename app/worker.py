@@ -10,7 +10,7 @@ import threading
 import time
 
 from . import (backups, certificates, domains, events, forwards, ingress, isolation, jobs, leases,
-               members, profile_changes, projects, provisioning, reconcile, records, retention,
+               maintenance, members, profile_changes, projects, provisioning, reconcile, records, retention,
                sessions, snapshots)
 from .parallelism import BuildSlots
 from .profiles import current_profiles
@@ -35,6 +35,7 @@ PASSES = (
     ("leases", lambda db, _settings: leases.check(db)),
     # Before member deletions: an event removed with keep=none marks its teams' accounts.
     ("events", events.advance),
+    ("cluster maintenance", maintenance.advance),
     # Profile files edited on disk: rows count the new limits, projects get them.
     ("profile limits on rows", lambda db, _settings: _lines(
         profile_changes.align_rows(db, current_profiles()), "row(s) given their profile's limits")),

@@ -355,3 +355,15 @@ def test_usage_comes_from_lxd_state_and_metrics(app, settings, worker, members, 
     page = admin.get("/admin/usage").get_data(as_text=True)
     assert alice.username in page and bob.username in page and "CPU threads" in page
     assert "Live, as LXD sees it" in alice.get("/usage").get_data(as_text=True)
+
+
+@pytest.mark.lxd
+def test_on_one_server_the_cluster_page_and_commands_say_so(app, admin):
+    page = admin.get("/admin/cluster")
+    assert page.status_code == 200
+    assert "LXD is one server here, not a cluster" in page.get_data(as_text=True)
+    runner = app.test_cli_runner()
+    assert "LXD is not a cluster here: one server" in runner.invoke(args=["cluster", "list"]).output
+    plan = runner.invoke(args=["cluster", "plan", "m1"])
+    assert plan.exit_code == 1 and "No cluster member m1 (the members are: none, this is one server)" \
+        in plan.output

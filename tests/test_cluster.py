@@ -13,8 +13,8 @@ from cluster.cluster import BRIDGE, Cluster, unique_name
 from app import firewall, lxd
 from app.errors import BackendUnavailable
 from app.store import get_db
-from conftest import make_app
-from support import api_token, launch, member_instance, request_instance
+from conftest import make_app, post_form
+from support import api_token, launch, member_instance, request_instance, run_in, wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.lxd]
 POOL, NETWORK, ADDRESS = "wcpool", "wcnet0", "10.79.0.1/24"  # beside the harness's own 10.78
@@ -200,6 +200,133 @@ def test_a_group_without_members_is_refused_with_the_reason(app, cluster, set_up
     assert "cluster group @nowhere, which has no members" in response.get_data(as_text=True)
     with app.app_context():
         assert get_db()["instances"].count == 0
+
+
+
+def on_member(app, cluster, member, tmp_path_profiles, group):
+    """A profile that places instances on one member (through a group of its own)."""
+    if group not in cluster.lxc("m1", "cluster", "group", "list", "-f", "csv"):
+        cluster.lxc("m1", "cluster", "group", "create", group)
+    groups = cluster.client("m1").api.cluster.members[member].get().json()["metadata"]["groups"]
+    if group not in groups:
+        cluster.lxc("m1", "cluster", "group", "assign", member, ",".join(groups + [group]))
+    profile = yaml.safe_load((tmp_path_profiles / "small.yaml").read_text())
+    profile.update(description=f"Small, on {member}", placement=f"@{group}", images=["busybox"])
+    (tmp_path_profiles / f"on{member}.yaml").write_text(yaml.safe_dump(profile))
+    lxd.forget_cached()  # the groups Warren read a moment ago (kept 10 s)
+    return f"on{member}"
+
+
+def row_named(app, name):
+    with app.app_context():
+        return next(get_db()["instances"].rows_where("name = ?", [name]))
+
+
+def maintenance_done(app, settings):
+    """Run the worker's maintenance pass now (the worker may have run it
+    already) and wait until no request is left open."""
+    from app import maintenance
+    with app.app_context():
+        maintenance.advance(get_db(), settings)
+
+    def finished():
+        with app.app_context():
+            return not get_db()["maintenance"].count_where("state IN ('pending', 'running')")
+    wait_until(finished, timeout=180, message="the maintenance done")
+    with app.app_context():
+        return list(get_db()["maintenance"].rows_where(order_by="id"))
+
+
+def test_evacuating_a_member_moves_its_containers_keeping_names_and_restore_brings_them_back(
+        app, cluster, set_up, worker, members, admin, tmp_path, dig):
+    settings = app.config["WARREN"]
+    profile = on_member(app, cluster, "m2", tmp_path / "profiles", "two")
+    member = members()
+    made = {}
+    for name in ("ev1", "ev2"):
+        _, progress = launch(member, name=name, profile=profile, image="busybox")
+        made[name] = progress
+        assert member_instance(settings, member, name).location == "m2"
+    # Something that cannot move: a container of the admin's own on m2 with a NIC on a host interface.
+    stuck = unique_name("wcls")
+    raw = cluster.client("m1")
+    raw.instances.create({"name": stuck, "source": {"type": "image", "alias": "busybox"},
+                          "devices": {"root": {"type": "disk", "path": "/", "pool": POOL},
+                                      "eth0": {"type": "nic", "nictype": "bridged",
+                                               "parent": NETWORK, "name": "eth0"}}},
+                         wait=True, target="m2")
+    raw.instances.get(stuck).start(wait=True)
+
+    listed = app.test_cli_runner().invoke(args=["cluster", "plan", "m2"])
+    assert listed.exit_code == 0, listed.output
+    lines = listed.output.splitlines()
+    assert sorted(line.split("\t")[:2] for line in lines if line.startswith("moves")) == \
+        [["moves", made["ev1"]["fqdn"]], ["moves", made["ev2"]["fqdn"]]]
+    (stays,) = [line for line in lines if line.startswith("stops")]
+    assert stuck in stays and "not Warren's" in stays and "host interface" in stays
+    page = admin.get("/admin/cluster/m2/plan").get_data(as_text=True)
+    assert made["ev1"]["fqdn"] in page and "stops here: its NIC eth0 is on a host interface" in page
+
+    post_form(admin, "/admin/cluster/m2/plan", {}, url="/admin/cluster/m2/evacuate", expect=303)
+    (done,) = maintenance_done(app, settings)
+    assert (done["action"], done["state"]) == ("evacuate", "done"), done
+    assert cluster.member_status()["m2"] == "Evacuated"
+    for name, progress in made.items():
+        moved = member_instance(settings, member, name)
+        assert moved.location in ("m1", "m3") and moved.status == "Running"
+        assert moved.devices["eth0"]["ipv4.address"] == progress["ipv4"]  # its address went with it
+        assert row_named(app, name)["location"] == moved.location
+        assert dig(progress["fqdn"]) == [progress["ipv4"]]
+    assert raw.instances.get(stuck).status == "Stopped" and raw.instances.get(stuck).location == "m2"
+    dashboard = member.get("/").get_data(as_text=True)
+    assert dashboard.count("Moved from m2 to m") == 2 and "under maintenance" in dashboard
+    members_page = admin.get("/admin/cluster").get_data(as_text=True)
+    assert '<td class="member-evacuated">Evacuated</td>' in members_page
+
+    restored = app.test_cli_runner().invoke(args=["cluster", "restore", "m2"])
+    assert restored.exit_code == 0, restored.output
+    assert [row["state"] for row in maintenance_done(app, settings)] == ["done", "done"]
+    for name in made:
+        assert member_instance(settings, member, name).location == "m2"
+        assert row_named(app, name)["location"] == "m2"
+    assert raw.instances.get(stuck).status == "Running"
+    assert "Moved back to m2" in member.get("/").get_data(as_text=True)
+    raw.instances.get(stuck).stop(force=True, wait=True)
+    raw.instances.get(stuck).delete(wait=True)
+
+
+def test_only_an_online_member_is_evacuated_and_an_unknown_one_is_named(app, cluster, set_up):
+    runner = app.test_cli_runner()
+    again = runner.invoke(args=["cluster", "restore", "m1"])
+    assert again.exit_code == 1 and "m1 is Online: only an evacuated member can be restored" in again.output
+    unknown = runner.invoke(args=["cluster", "plan", "m9"])
+    assert unknown.exit_code == 1 and "No cluster member m9 (the members are: m1, m2, m3)" in unknown.output
+
+
+def test_an_admin_moves_an_instance_and_it_keeps_everything(app, cluster, set_up, worker, members,
+                                                             dig):
+    settings = app.config["WARREN"]
+    member = members()
+    _, progress = launch(member, name="mover", profile="small", image="busybox")
+    before = member_instance(settings, member, "mover")
+    keys_before = run_in(before, "cat", "/root/.ssh/authorized_keys")
+    target = "m1" if before.location != "m1" else "m2"
+    moved = app.test_cli_runner().invoke(args=["cluster", "move", progress["fqdn"], target])
+    assert moved.exit_code == 0, moved.output
+    wait_until(lambda: row_named(app, "mover")["location"] == target, timeout=120,
+               message="the move done")
+    after = member_instance(settings, member, "mover")
+    assert after.location == target and after.status == "Running"
+    assert after.devices["eth0"]["ipv4.address"] == progress["ipv4"]
+    assert after.config["user.warren.hostname"] == before.config["user.warren.hostname"]
+    assert after.config["volatile.eth0.hwaddr"] == before.config["volatile.eth0.hwaddr"]
+    assert run_in(after, "cat", "/root/.ssh/authorized_keys") == keys_before
+    assert dig(progress["fqdn"]) == [progress["ipv4"]]
+    history = member.get(f"/instances/{row_named(app, 'mover')['id']}/progress").get_json()
+    assert any(f"Moved from {before.location} to {target} by an admin" in event["message"]
+               for event in history["events"])
+    refused = app.test_cli_runner().invoke(args=["cluster", "move", progress["fqdn"], target])
+    assert refused.exit_code == 1 and f"already runs on {target}" in refused.output
 
 
 def payload_processes(names: set[str]) -> list[int]:

@@ -3,7 +3,8 @@ of LXD: where LXD is and its clients (backend: a unix socket or a
 cluster's HTTPS address), the error translation (client), the host's pool,
 bridge, images and resources (host), instances (instances), projects and
 their profiles (projects), usage figures (metrics), the bridge's port
-forwards (forwards), and instance consoles (console).
+forwards (forwards), instance consoles (console), and cluster maintenance
+(cluster: evacuate, restore, move).
 
 pylxd's exceptions become Warren's LxdError / BackendUnavailable / NotFound /
 Conflict here, so callers never see the library. Every call waits for its
@@ -13,6 +14,8 @@ Callers use the package (`lxd.create_instance(...)`), not its modules.
 from .backups import (OPTIMIZED_DRIVERS, create_backup, delete_backup, export_backup,
                       import_backup, pool_driver)
 from .backend import Backend, Member, backend
+from .cluster import (evacuate_member, instances_on, locations, move_instance,
+                      restore_member)
 from .client import IMAGE_CACHE_SECONDS, cached, forget_cached, server_info, translated
 from .console import Console, console_operations, open_console
 from .forwards import (delete_forward, forward_addresses, forward_ports, port_entry,
@@ -34,6 +37,7 @@ __all__ = [
     "OPTIMIZED_DRIVERS", "create_backup", "delete_backup", "export_backup", "import_backup",
     "pool_driver",
     "Backend", "Member", "backend",
+    "evacuate_member", "instances_on", "locations", "move_instance", "restore_member",
     "IMAGE_CACHE_SECONDS", "cached", "forget_cached", "server_info", "translated",
     "Console", "console_operations", "open_console",
     "delete_forward", "forward_addresses", "forward_ports", "port_entry", "set_forward_ports",

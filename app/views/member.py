@@ -2,7 +2,7 @@
 from flask import Blueprint, flash, g, jsonify, redirect, render_template, request, url_for
 
 from .. import (addresses, approvals, audit, certificates, consoles, domains, forwards, ingress,
-               instances, keys, leases, quotas, sites, sshjump, usage as usage_report)
+               instances, keys, leases, maintenance, quotas, sites, sshjump, usage as usage_report)
 from ..config import current_settings
 from ..errors import ValidationError
 from ..forms import (EmptyForm, ForwardForm, InstanceRequestForm, KeysForm, QuotaRequestForm,
@@ -32,6 +32,7 @@ def measured_filter(value):
 @login_required
 def dashboard():
     return render_template("member/dashboard.html", instances=instances.list_instances(g.user),
+                           maintenance=maintenance.notices(g.user),
                            form=EmptyForm(), lease_warning=leases.warning_due,
                            ipv6_of=lambda row: addresses.ipv6_of(row, current_settings()))
 

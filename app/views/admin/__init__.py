@@ -13,4 +13,4 @@ def index():
     return redirect(url_for("admin.users"))
 
 
-from . import approvals, audit, backups, domains, events, members, profiles, zone  # noqa: E402,F401  (they register routes on bp)
+from . import approvals, audit, backups, cluster, domains, events, members, profiles, zone  # noqa: E402,F401  (they register routes on bp)
