@@ -30,7 +30,7 @@ def instance_row(app, username):
 
 PLACEHOLDERS = {"username": "bob", "name": "small", "token": "no-such-invitation", "approval_id": 1,
                 "key_id": 1, "forward_id": 1, "record_id": 1, "acme_key_id": 1, "domain_id": 1,
-                "token_id": 1, "snapshot": "snap0", "backup_id": 1}
+                "token_id": 1, "snapshot": "snap0", "backup_id": 1, "member": "m1"}
 BOBS_KEY = 900  # an id no other placeholder uses
 BOBS_DOMAIN = 901
 BOBS_TOKEN = 902
@@ -48,7 +48,8 @@ def urls(app, method, values):
             continue
         options = [dict()]
         for argument in rule.arguments:
-            choices = {"action": ACTIONS, "verdict": ("approve", "deny")}.get(argument) \
+            choices = {"action": ACTIONS, "verdict": ("approve", "deny"),
+                       "step": ("evacuate", "restore")}.get(argument) \
                 or [values[argument]]
             options = [dict(option, **{argument: choice}) for option in options for choice in choices]
         found += [_build(app, rule, option) for option in options]

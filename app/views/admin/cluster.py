@@ -36,12 +36,12 @@ def cluster_plan(member):
                            steps=maintenance.plan(get_db(), current_settings(), member))
 
 
-@bp.route("/cluster/<member>/<any(evacuate, restore):action>", methods=["POST"])
+@bp.route("/cluster/<member>/<any(evacuate, restore):step>", methods=["POST"])
 @admin_required
-def cluster_action(member, action):
+def cluster_action(member, step):
     _checked()
-    maintenance.request(get_db(), current_settings(), g.user["username"], member, action)
-    flash(f"{action.capitalize()} of {member} asked for; the worker carries it out.")
+    maintenance.request(get_db(), current_settings(), g.user["username"], member, step)
+    flash(f"{step.capitalize()} of {member} asked for; the worker carries it out.")
     return redirect(url_for("admin.cluster_page"), 303)
 
 
