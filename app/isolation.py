@@ -81,7 +81,7 @@ def _unfiltered(db, settings, keys: dict) -> list[tuple[str, str, dict]]:
     for project in lxd.project_names(client, PROJECT_PREFIX, installation()):
         scoped = lxd.backend(settings).client(project)
         for name, item in lxd.instance_devices(scoped).items():
-            config = item["config"]
+            config = item["config"] or {}  # None: on an offline cluster member
             if config.get("user.warren.installation") != installation() \
                     or not config.get("user.warren.id", "").isdigit():
                 continue

@@ -15,7 +15,7 @@ from typing import Callable
 import yaml
 
 from . import (accounts, addresses, audit, certificates, dns, domains, forwards, ingress, isolation,
-               jobs, lxd, quotas, records, sites, snapshots, statuses)
+               jobs, lxd, maintenance, quotas, records, sites, snapshots, statuses)
 from .config import current_settings
 from .errors import BackendUnavailable, Conflict, WarrenError
 from .instances import lease_blocks_start, record_event
@@ -368,12 +368,10 @@ def _records_failed(db, user: dict, _kind: str, error: WarrenError) -> None:
 
 
 def _move_job(db, instance: dict, _kind: str) -> None:
-    from . import maintenance
     maintenance.move_job(db, instance)
 
 
 def _move_failed(db, instance: dict, _kind: str, error: WarrenError) -> None:
-    from . import maintenance
     maintenance.move_failed(db, instance, error)
 
 
@@ -397,6 +395,12 @@ HANDLERS = {
     "restore": Handler(_restore_job, _restore_failed),
     "move": Handler(_move_job, _move_failed),
 }
+
+
+# Jobs that need the instance's member: refused at once while it is offline.
+# Provision and delete are left to wait for LXD, so a member that comes back
+# finds them done rather than rolled back.
+OFFLINE_CHECKED = frozenset(jobs.POWER + jobs.SYNC + jobs.BACKUP + jobs.MOVE)
 
 
 def _action(job: dict) -> str:
@@ -425,6 +429,9 @@ def run_job(job: dict) -> str | None:
     instance, member, target = found
     jobs.current.set(job)
     try:
+        if job["kind"] in OFFLINE_CHECKED and (reason := maintenance.offline_reason(
+                current_settings(), instance)):
+            raise Conflict(reason)
         handler.run(db, instance, job["kind"])
     except Exception as error:  # a bug too must not leave the request half-way
         if not isinstance(error, WarrenError):

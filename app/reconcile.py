@@ -55,20 +55,25 @@ def _rows(db) -> dict[int, dict]:
     return {row["id"]: row for row in db["instances"].rows}
 
 
-def _present(settings) -> dict[tuple[str, str], int]:
-    """(project, LXD name) -> warren id of every instance this Warren made."""
+def _present(settings) -> tuple[dict[tuple[str, str], int], set[tuple[str, str]]]:
+    """(project, LXD name) -> warren id of every instance this Warren made;
+    and the (project, LXD name) of instances LXD lists but cannot read (on
+    an offline cluster member): there, so never rebuilt or removed."""
     client = lxd.backend(settings).client()
-    present = {}
+    present, unreadable = {}, set()
     for project in lxd.project_names(client, PROJECT_PREFIX, installation()):
         scoped = lxd.backend(settings).client(project)
         for name, config in lxd.instance_configs(scoped).items():
-            if "user.warren.id" in config and config.get("user.warren.installation") == installation():
+            if config is None:
+                unreadable.add((project, name))
+            elif "user.warren.id" in config \
+                    and config.get("user.warren.installation") == installation():
                 present[(project, name)] = int(config["user.warren.id"])
-    return present
+    return present, unreadable
 
 
 def _reconcile_lxd(db, settings, actions):
-    present = _present(settings)
+    present, unreadable = _present(settings)
     rows = _rows(db)  # read after LXD: a row always exists before its instance
 
     def repair(item):
@@ -101,7 +106,8 @@ def _reconcile_lxd(db, settings, actions):
         actions.append(f"re-queued {row['fqdn']}: missing from LXD")
 
     missing = [row for row in rows.values()
-               if row["status"] == READY and (row["project"], row["lxd_name"]) not in present]
+               if row["status"] == READY and (row["project"], row["lxd_name"]) not in present
+               and (row["project"], row["lxd_name"]) not in unreadable]
     each_guarded(missing, lambda row: f"re-queueing {row['fqdn']}", rebuild)
 
 

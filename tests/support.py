@@ -107,7 +107,7 @@ def lxd_name_of(settings, client, name="web", socket_path=None):
     """The LXD name of a member's instance, found by the hostname Warren gave it."""
     scoped = _backend(settings, socket_path).client(project_name(client.username))
     found = [lxd_name for lxd_name, config in lxd.instance_configs(scoped).items()
-             if config.get("user.warren.hostname") == name]
+             if (config or {}).get("user.warren.hostname") == name]
     return found[0] if found else None
 
 
@@ -160,7 +160,7 @@ def console_operations(settings, username: str, name: str) -> list[str]:
     project = project_name(username)
     found = [lxd_name for lxd_name, config in
              lxd.instance_configs(lxd.backend(settings).client(project=project)).items()
-             if config.get("user.warren.hostname") == name]
+             if (config or {}).get("user.warren.hostname") == name]
     assert found, f"{username} has no instance {name} in LXD"
     return lxd.console_operations(lxd.backend(settings), project, found[0])
 

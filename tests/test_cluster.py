@@ -329,6 +329,43 @@ def test_an_admin_moves_an_instance_and_it_keeps_everything(app, cluster, set_up
     assert refused.exit_code == 1 and f"already runs on {target}" in refused.output
 
 
+
+def test_a_killed_member_is_shown_unreachable_its_actions_refused_clearly_and_nothing_reconciled_away(
+        app, cluster, set_up, worker, members, admin, tmp_path):
+    from app import reconcile
+    settings = app.config["WARREN"]
+    profile = on_member(app, cluster, "m3", tmp_path / "profiles", "three")
+    member = members()
+    _, progress = launch(member, name="off1", profile=profile, image="busybox")
+    row = row_named(app, "off1")
+    cluster.kill_member("m3", wait_offline=True)
+    try:
+        # LXD lists it with no config at all: reconcile must neither crash nor rebuild it.
+        with app.app_context():
+            actions = reconcile.reconcile(get_db(), settings)
+        assert not [action for action in actions if row["lxd_name"] in action or "off1" in action], actions
+        assert row_named(app, "off1")["status"] == "ready"
+        assert "<td>Unreachable</td>" in member.get("/").get_data(as_text=True).replace("\n    ", "")
+        assert '<td class="member-offline">Offline</td>' in admin.get("/admin/cluster").get_data(as_text=True)
+        lxd.forget_cached()
+        post_form(member, f"/instances/{row['id']}", {}, url=f"/instances/{row['id']}/stop")
+
+        def refused():
+            with app.app_context():
+                return [event["message"] for event in
+                        get_db()["events"].rows_where("instance_id = ? AND step = 'stop'", [row["id"]])]
+        (message,) = wait_until(refused, timeout=30, message="the stop answered")
+        assert "m3, the cluster member off1 runs on, is offline; nothing was done" in message
+        launch(member, name="on1", profile="small", image="busybox")  # the rest keeps working
+    finally:
+        cluster.start_member("m3")
+    wait_until(lambda: member_instance(settings, member, "off1").status == "Running", timeout=60,
+               message="off1 running again")
+    assert row_named(app, "off1")["status"] == "ready" and row_named(app, "off1")["location"] == "m3"
+    with app.app_context():
+        assert reconcile.reconcile(get_db(), settings) == []
+
+
 def payload_processes(names: set[str]) -> list[int]:
     """Processes in the lxc.payload.<name> cgroup of one of `names`."""
     groups = {f"lxc.payload.{name}" for name in names}

@@ -25,7 +25,7 @@ from .host import (DRIVERS, bridge_config, bridge_port_ipv6, bridge_ports, ensur
                    image_properties, instance_ports,
                    instance_types, network_config, network_range)
 from .idmaps import lock_path as idmap_lock_path
-from .instances import (create_instance, delete_instance, execute, get_instance,
+from .instances import (UNREACHABLE, create_instance, delete_instance, execute, get_instance,
                         instance_configs, instance_devices, instance_states, ipv4_address, location, push_file,
                         rename_instance, set_config, set_device, set_power, start_instance)
 from .metrics import cpu_seconds, instance_usage
@@ -44,7 +44,7 @@ __all__ = [
     "DRIVERS", "bridge_config", "bridge_port_ipv6", "bridge_ports", "ensure_default_profile",
     "ensure_network", "ensure_storage_pool", "host_resources", "image_aliases", "image_properties",
     "instance_ports", "instance_types", "network_config", "network_range",
-    "create_instance", "idmap_lock_path", "delete_instance", "execute", "get_instance", "instance_configs",
+    "UNREACHABLE", "create_instance", "idmap_lock_path", "delete_instance", "execute", "get_instance", "instance_configs",
     "instance_devices", "instance_states", "ipv4_address", "location", "push_file", "rename_instance",
     "set_config", "set_device", "set_power", "start_instance",
     "cpu_seconds", "instance_usage",

@@ -171,11 +171,21 @@ def set_power(instance, action: str, timeout: int = 30) -> None:
             instance.start(wait=True)
 
 
+UNREACHABLE = "Unreachable"
+
+
 def _instance_list(client: pylxd.Client) -> list[dict]:
     """Every instance of the client's project in one request (clean names:
-    pylxd's .all() appends ?project= to them)."""
+    pylxd's .all() appends ?project= to them).
+
+    An instance on an offline cluster member is listed by LXD 5.0.2 with
+    status Error and no config at all: it is there, but nothing about it can
+    be read. Such an item gets status Unreachable and config None."""
     with translated("listing instances"):
-        return client.api.instances.get(params={"recursion": 1}).json()["metadata"]
+        listing = client.api.instances.get(params={"recursion": 1}).json()["metadata"] or []
+    return [item if item.get("config") is not None else
+            {**item, "status": UNREACHABLE, "config": None, "devices": {}, "expanded_devices": {}}
+            for item in listing]
 
 
 def instance_states(client: pylxd.Client) -> dict[str, str]:
@@ -191,8 +201,9 @@ def instance_devices(client: pylxd.Client) -> dict[str, dict]:
             for item in _instance_list(client)}
 
 
-def instance_configs(client: pylxd.Client) -> dict[str, dict]:
-    """Name -> config of every instance in the client's project (one request)."""
+def instance_configs(client: pylxd.Client) -> dict[str, dict | None]:
+    """Name -> config of every instance in the client's project (one
+    request); None for one LXD cannot read (on an offline cluster member)."""
     return {item["name"]: item["config"] for item in _instance_list(client)}
 
 
