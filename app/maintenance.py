@@ -102,7 +102,7 @@ def advance(db, settings) -> list[str]:
 def _carry_out(db, settings, row: dict) -> str:
     client = lxd.backend(settings).client()
     member, action = row["member"], row["action"]
-    before = {key: value for key, value in lxd.locations(client).items()}
+    before = lxd.locations(client)
     try:
         if action == "evacuate":
             lxd.evacuate_member(client, member)

@@ -13,6 +13,7 @@ again (no live migration without CRIU)."""
 import pylxd
 
 from .client import translated
+from .instances import instance_items
 
 MOVABLE_TYPES = {"none", "tpm"}
 REMOTE_DRIVERS = {"ceph", "cephfs", "cephobject"}
@@ -40,9 +41,8 @@ def _why_not_movable(item: dict, remote_pools: set[str]) -> str | None:
 def instances_on(client: pylxd.Client, member: str) -> list[dict]:
     """The instances on a member (all projects): project, name, type,
     status, and `stays` (why evacuation would stop it there; None: moves)."""
-    with translated(f"listing the instances on {member}"):
-        listing = client.api.instances.get(
-            params={"all-projects": "true", "recursion": 1}).json()["metadata"] or []
+    listing = instance_items(client, all_projects=True)
+    with translated("listing storage pools"):
         pools = client.api.storage_pools.get(params={"recursion": 1}).json()["metadata"] or []
     remote = {pool["name"] for pool in pools if pool.get("driver") in REMOTE_DRIVERS}
     return [{"project": item.get("project", "default"), "name": item["name"], "type": item["type"],
@@ -52,11 +52,8 @@ def instances_on(client: pylxd.Client, member: str) -> list[dict]:
 
 def locations(client: pylxd.Client) -> dict[tuple[str, str], str]:
     """(project, instance name) -> the member it is on, for every instance."""
-    with translated("listing where instances run"):
-        listing = client.api.instances.get(
-            params={"all-projects": "true", "recursion": 1}).json()["metadata"] or []
     return {(item.get("project", "default"), item["name"]): item.get("location", "")
-            for item in listing}
+            for item in instance_items(client, all_projects=True)}
 
 
 def _member_state(client: pylxd.Client, member: str, action: str) -> None:

@@ -7,6 +7,7 @@ from pylxd import exceptions as lxd_exceptions
 
 from ..errors import LxdError
 from .client import cached, translated
+from .instances import instance_items
 
 
 DRIVERS = {"container": "lxc", "virtual-machine": "qemu"}
@@ -42,12 +43,13 @@ def _status(collection, name: str) -> dict | None:
         return None
 
 
-def _create(collection, name: str, member_body: dict, body: dict, members: list[str]) -> bool:
-    """Create a pool or network the way a cluster needs: defined on each
-    member first (pending, with only the member-specific keys), then
-    created once globally with the rest. On a single daemon (no members) it
-    is one request. True if anything was done."""
-    record = _status(collection, name)
+def _create(collection, record: dict | None, member_body: dict, body: dict,
+            members: list[str]) -> bool:
+    """Create a pool or network (record: its _status, read just now) the
+    way a cluster needs: defined on each member first (pending, with only
+    the member-specific keys), then created once globally with the rest. On
+    a single daemon (no members) it is one request. True if anything was
+    done."""
     if record and record.get("status") == "Created":
         return False
     defined = set(record.get("locations") or []) if record else set()
@@ -75,7 +77,7 @@ def ensure_storage_pool(client: pylxd.Client, name: str, size: str,
                            "needs btrfs so disk limits hold (set WARREN_LXD_STORAGE_POOL to "
                            "another name)")
         member_body = {"name": name, "driver": "btrfs", "config": {"size": size}}
-        return _create(client.api.storage_pools, name, member_body,
+        return _create(client.api.storage_pools, record, member_body,
                        {"name": name, "driver": "btrfs", "config": {} if members else {"size": size}},
                        list(members))
 
@@ -140,9 +142,8 @@ def ensure_network(client: pylxd.Client, name: str, address: str, dhcp_range: st
                   f"{', IPv6' if ipv6_address else ''})"
     with translated(f"network {name}"):
         record = _status(client.api.networks, name)
-        if record and record.get("status") in ("Pending", "Errored"):  # a cluster setup that
-            record = None                                               # stopped midway
-        if record:
+        # Pending or Errored: a cluster setup that stopped midway, resumed below.
+        if record and record.get("status") not in ("Pending", "Errored"):
             network = client.networks.get(name)
             if network.type != "bridge" or not network.managed:
                 raise LxdError(f"network {name} exists but is not a managed bridge")
@@ -152,7 +153,7 @@ def ensure_network(client: pylxd.Client, name: str, address: str, dhcp_range: st
             network.description = description
             network.save(wait=True)
             return True
-        return _create(client.api.networks, name, {"name": name, "type": "bridge"},
+        return _create(client.api.networks, record, {"name": name, "type": "bridge"},
                        {"name": name, "type": "bridge", "config": wanted,
                         "description": description}, list(members))
 
@@ -203,10 +204,7 @@ def _nics_on(item: dict, bridge: str):
 
 def _bridge_nics(client: pylxd.Client, bridge: str):
     """_nics_on for every instance, in every project (one request)."""
-    with translated("listing instances of all projects"):
-        items = client.api.instances.get(
-            params={"recursion": 1, "all-projects": "true"}).json()["metadata"]
-    for item in items:
+    for item in instance_items(client, all_projects=True):
         yield from _nics_on(item, bridge)
 
 

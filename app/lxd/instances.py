@@ -174,23 +174,26 @@ def set_power(instance, action: str, timeout: int = 30) -> None:
 UNREACHABLE = "Unreachable"
 
 
-def _instance_list(client: pylxd.Client) -> list[dict]:
-    """Every instance of the client's project in one request (clean names:
-    pylxd's .all() appends ?project= to them).
+def instance_items(client: pylxd.Client, all_projects: bool = False) -> list[dict]:
+    """Every instance of the client's project (or of every project) in one
+    request (clean names: pylxd's .all() appends ?project= to them).
 
     An instance on an offline cluster member is listed by LXD 5.0.2 with
     status Error and no config at all: it is there, but nothing about it can
-    be read. Such an item gets status Unreachable and config None."""
+    be read. Such an item gets status Unreachable, config None and no
+    devices."""
+    params = {"recursion": 1, **({"all-projects": "true"} if all_projects else {})}
     with translated("listing instances"):
-        listing = client.api.instances.get(params={"recursion": 1}).json()["metadata"] or []
+        listing = client.api.instances.get(params=params).json()["metadata"] or []
     return [item if item.get("config") is not None else
-            {**item, "status": UNREACHABLE, "config": None, "devices": {}, "expanded_devices": {}}
+            {**item, "status": UNREACHABLE, "config": None, "expanded_config": {}, "devices": {},
+             "expanded_devices": {}}
             for item in listing]
 
 
 def instance_states(client: pylxd.Client) -> dict[str, str]:
     """Name -> status (Running, Stopped, ...) of every instance in the project."""
-    return {item["name"]: item["status"] for item in _instance_list(client)}
+    return {item["name"]: item["status"] for item in instance_items(client)}
 
 
 def instance_devices(client: pylxd.Client) -> dict[str, dict]:
@@ -198,13 +201,13 @@ def instance_devices(client: pylxd.Client) -> dict[str, dict]:
     instance in the client's project (one request)."""
     return {item["name"]: {key: item[key] for key in
                            ("status", "config", "devices", "expanded_devices")}
-            for item in _instance_list(client)}
+            for item in instance_items(client)}
 
 
 def instance_configs(client: pylxd.Client) -> dict[str, dict | None]:
     """Name -> config of every instance in the client's project (one
     request); None for one LXD cannot read (on an offline cluster member)."""
-    return {item["name"]: item["config"] for item in _instance_list(client)}
+    return {item["name"]: item["config"] for item in instance_items(client)}
 
 
 def ipv4_address(instance) -> str | None:
