@@ -12,6 +12,7 @@ from app import dns as warren_dns, lxd, reconcile
 from app.names import project_name
 from app.projects import dns_owner
 from app.store import get_db
+from app.worker import Worker
 from support import idmap_lock, launch, lxd_name_of, member_instance, post_action, request_instance, \
     wait_done, wait_gone
 
@@ -39,6 +40,9 @@ def test_repairs_lxd_and_dns_drift_and_a_second_pass_changes_nothing(app, settin
                                                                      worker, members):
     alice = members()
     location, progress = launch(alice)
+    # The worker built it; its own periodic passes (which republish names
+    # and reconcile) would race the direct reconcile below.
+    worker.stop()
     fqdn = progress["fqdn"]
     owner = None
     with app.app_context():
@@ -76,9 +80,14 @@ def test_an_instance_that_vanished_from_lxd_is_built_again(app, settings, dig, w
     alice = members()
     location, progress = launch(alice)
     scoped = lxd.backend(settings).client(project=project_name(alice.username))
+    worker.stop()  # its own reconcile pass would race the direct one below
     lxd.delete_instance(scoped, lxd_name_of(settings, alice))
     assert f"re-queued {progress['fqdn']}: missing from LXD" in run_reconcile(app, settings)
-    assert wait_done(alice, location)["status"] == "ready"
+    rebuilding = Worker(app).start()
+    try:
+        assert wait_done(alice, location)["status"] == "ready"
+    finally:
+        rebuilding.stop()
     assert member_instance(settings, alice).status == "Running"
     assert dig(progress["fqdn"]) == [progress["ipv4"]]
 
