@@ -159,6 +159,8 @@ def setup_lxd():
         members = [member.name for member in backend.members()]  # [] on a single daemon
         if members:
             click.echo(f"LXD cluster: {', '.join(members)}")
+        tunnel = lxd.cluster_tunnel(settings.cluster_vxlan_group, settings.cluster_vxlan_id,
+                                    settings.cluster_vxlan_interface) if members else None
         made = lxd.ensure_storage_pool(client, settings.lxd_storage_pool, settings.lxd_pool_size,
                                        members)
         click.echo(f"storage pool {settings.lxd_storage_pool}: {'created' if made else 'present'}")
@@ -168,8 +170,12 @@ def setup_lxd():
                                   mode=settings.network_mode,
                                   ipv6_address=addresses.ipv6_gateway(prefix) if prefix else None,
                                   ipv6_range=addresses.ipv6_dynamic_range(prefix) if prefix else None,
-                                  members=members)
+                                  members=members, tunnel=tunnel)
         click.echo(f"network {settings.lxd_network}: {'configured' if made else 'present'}")
+        if members:
+            click.echo(f"network {settings.lxd_network}: one segment across the members "
+                       f"(VXLAN {settings.cluster_vxlan_id}, group {settings.cluster_vxlan_group}"
+                       f"{', over ' + settings.cluster_vxlan_interface if settings.cluster_vxlan_interface else ''})")
         made = firewall.ensure_dhcp_guard(settings.lxd_network, settings.network_address)
         click.echo(f"DHCP guard on {settings.lxd_network}: {'installed' if made else 'present'}")
         isolated = settings.network_mode == "isolated"

@@ -145,6 +145,22 @@ def _ipv6_prefix(value: str) -> str:
     return str(network)
 
 
+def _multicast_ipv4(value: str) -> str:
+    address = _ipv4(value)
+    if not ipaddress.IPv4Address(address).is_multicast:
+        raise ValueError(f"{value!r} is not an IPv4 multicast group (use one in 239.0.0.0/8)")
+    return address
+
+
+INTERFACE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
+
+
+def _optional_interface(value: str) -> str:
+    if value and not INTERFACE.match(value):
+        raise ValueError(f"{value!r} is not a network interface name (up to 15 letters, digits, . _ -)")
+    return value
+
+
 def _network_mode(value: str) -> str:
     mode = value.strip().lower()
     if mode not in NETWORK_MODES:
@@ -296,6 +312,14 @@ KEYS = (
     Key("network_ipv6_prefix", "", _ipv6_prefix,
         "The bridge's IPv6 /64 (e.g. 2001:db8:0:1::/64), beside any network mode: each instance "
         "gets a static address in it and an AAAA record; empty keeps IPv6 off."),
+    Key("cluster_vxlan_group", "239.0.0.1", _multicast_ipv4,
+        "On an LXD cluster: the multicast group of the VXLAN that joins every member's bridge "
+        "into one segment (LXD's default group)."),
+    Key("cluster_vxlan_interface", "", _optional_interface,
+        "On an LXD cluster: the members' interface the VXLAN runs over (the same name on every "
+        "member); empty uses each member's default-route interface."),
+    Key("cluster_vxlan_id", "1", _integer(1, 16777215),
+        "On an LXD cluster: the VXLAN's network identifier (VNI)."),
     Key("images", "debian-12 busybox", _words, "Images bin/up builds and imports (folders of images/)."),
     Key("vm_images", "debian-12-vm vm-tiny", _words,
         "VM images bin/up builds and imports when LXD can run VMs."),

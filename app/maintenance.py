@@ -16,7 +16,7 @@ import json
 import logging
 from datetime import datetime, timedelta, timezone
 
-from . import audit, isolation, jobs, lxd
+from . import audit, hostroutes, isolation, jobs, lxd
 from .config import current_settings
 from .errors import Conflict, NotFound, ValidationError
 from .instances import record_event
@@ -115,8 +115,10 @@ def _carry_out(db, settings, row: dict) -> str:
                                                  "finished_at": now()})
             audit.record(db, audit.WORKER, f"cluster.{action}", member, "failed", detail=str(error))
         _tell_members(db, settings, member, action, before)  # some may have moved before it failed
+        hostroutes.sync(db, settings)
         return f"{action} of {member} failed: {error}"
     told = _tell_members(db, settings, member, action, before)
+    hostroutes.sync(db, settings)  # this host reaches them where they now run
     with transaction(db):
         db["maintenance"].update(row["id"], {"state": "done", "finished_at": now()})
         audit.record(db, audit.WORKER, f"cluster.{action}", member,
@@ -253,6 +255,7 @@ def move_job(db, instance: dict) -> None:
     with transaction(db):
         db["instances"].update(instance["id"], {"location": target, "move_to": None})
         record_event(db, instance["id"], "maintenance", f"Moved from {origin} to {target} by an admin.")
+    hostroutes.sync(db, current_settings())
 
 
 def move_failed(db, instance: dict, error) -> None:

@@ -14,8 +14,8 @@ from typing import Callable
 
 import yaml
 
-from . import (accounts, addresses, audit, certificates, dns, domains, forwards, ingress, isolation,
-               jobs, lxd, maintenance, quotas, records, sites, snapshots, statuses)
+from . import (accounts, addresses, audit, certificates, dns, domains, forwards, hostroutes, ingress,
+               isolation, jobs, lxd, maintenance, quotas, records, sites, snapshots, statuses)
 from .config import current_settings
 from .errors import BackendUnavailable, Conflict, WarrenError
 from .instances import lease_blocks_start, record_event
@@ -152,6 +152,8 @@ def provision(db, instance: dict) -> None:
                                       target=profile.placement)
     if lxd.location(created) != instance.get("location", ""):
         db["instances"].update(instance["id"], {"location": lxd.location(created)})
+    if lxd.location(created):
+        hostroutes.sync(db, settings)  # this host reaches it on its member
     checkpoint("created")
     if image.get("warren.cloud-init") != "true" and not takes_key_template(image):
         # Before the start: pushing while LXD starts the container races in

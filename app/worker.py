@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 
-from . import (backups, certificates, domains, events, forwards, ingress, isolation, jobs, leases,
+from . import (backups, certificates, domains, events, forwards, hostroutes, ingress, isolation, jobs, leases,
                maintenance, members, profile_changes, projects, provisioning, reconcile, records, retention,
                sessions, snapshots)
 from .parallelism import BuildSlots
@@ -35,7 +35,6 @@ PASSES = (
     ("leases", lambda db, _settings: leases.check(db)),
     # Before member deletions: an event removed with keep=none marks its teams' accounts.
     ("events", events.advance),
-    ("cluster maintenance", maintenance.advance),
     # Profile files edited on disk: rows count the new limits, projects get them.
     ("profile limits on rows", lambda db, _settings: _lines(
         profile_changes.align_rows(db, current_profiles()), "row(s) given their profile's limits")),
@@ -43,6 +42,7 @@ PASSES = (
     ("member deletions", members.finish_deletions),
     ("NIC filtering", isolation.filter_existing_nics),
     ("bridge guards", lambda _db, settings: isolation.guard_bridge(settings)),
+    ("instance routes", hostroutes.sync),
     ("port forwards", forwards.sync),
     ("snapshot space", snapshots.measure_all),
     ("ingress routes", ingress.sync),
@@ -102,6 +102,7 @@ class Worker:
         self.settings = app.config["WARREN"]
         self._stop = threading.Event()
         self._wake = threading.Condition()
+        self._maintenance = threading.Event()  # set by a wake-up: an evacuation may wait
         self._threads: list[threading.Thread] = []
         self._socket = None
         # Builds at once: measured while the worker works (app/parallelism.py).
@@ -123,7 +124,8 @@ class Worker:
         self._socket.bind(path)
         self._socket.settimeout(0.5)
         self._threads = [threading.Thread(target=self._listen, name="wake", daemon=True),
-                         threading.Thread(target=self._reconcile, name="reconcile", daemon=True)]
+                         threading.Thread(target=self._reconcile, name="reconcile", daemon=True),
+                         threading.Thread(target=self._maintain, name="maintenance", daemon=True)]
         self._threads += [threading.Thread(target=self._run, name=f"job-{number}", daemon=True)
                           for number in range(self.settings.worker_threads)]
         for thread in self._threads:
@@ -143,13 +145,14 @@ class Worker:
         if self._stop.is_set():
             return
         self._stop.set()
+        self._maintenance.set()
         with self._wake:
             self._wake.notify_all()
         # A thread still busy after STOP_REPORT_SECONDS shows where it is.
         faulthandler.dump_traceback_later(STOP_REPORT_SECONDS, file=sys.stderr)
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         waited = [thread for thread in self._threads if thread.ident is not None
-                  and (wait_for_passes or thread.name != "reconcile")]
+                  and (wait_for_passes or thread.name not in ("reconcile", "maintenance"))]
         for thread in waited:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
         faulthandler.cancel_dump_traceback_later()
@@ -177,8 +180,25 @@ class Worker:
                 continue
             except OSError:
                 return
+            self._maintenance.set()
             with self._wake:
                 self._wake.notify_all()
+
+    def _maintain(self) -> None:
+        """A cluster's evacuations and restores (app/maintenance.py), in a
+        thread of their own: carried out as soon as one is asked for (the
+        request wakes the worker), else looked for every reconcile interval.
+        One lasts as long as LXD's migrations, and the periodic passes go on
+        meanwhile."""
+        with self.app.app_context():
+            db = get_db()
+            while not self._stop.is_set():
+                try:
+                    maintenance.advance(db, self.settings)
+                except Exception:  # never let one failure stop the thread
+                    log.exception("the cluster maintenance failed")
+                self._maintenance.wait(self.settings.reconcile_seconds)
+                self._maintenance.clear()
 
     def _reconcile(self) -> None:
         """At start, then periodically: the periodic passes (repairs, leases,

@@ -90,8 +90,12 @@ def main() -> None:
 
 
 def measure(settings, teams: int, per_team: int, image: str, profile: str, sweep: list[int],
-            worker_threads: list[int], timeout: float) -> None:
-    """The raw sweep, Warren once per worker thread count, the best raw count again."""
+            worker_threads: list[int], timeout: float, targets: list[str] | None = None,
+            extra_env: dict | None = None) -> dict:
+    """The raw sweep, Warren once per worker thread count, the best raw count
+    again; the figures (report()). On a cluster, `targets` spreads the raw
+    containers over its members by hand (round robin) and `extra_env` is
+    given to every scratch Warren."""
     zone = warren_dns.zone_from_settings(settings)
     count = teams * per_team
     member = f"bench{os.getpid()}ev"
@@ -105,13 +109,13 @@ def measure(settings, teams: int, per_team: int, image: str, profile: str, sweep
           f"raw threads {' '.join(map(str, sweep))}; "
           f"Warren worker threads {' '.join(map(str, worker_threads))}", flush=True)
     try:
-        base = scratch_warren()
+        base = scratch_warren(extra_env)
         warrens.append((base, None))
         member_project(base, member, image, profile)
 
         def raw_round(threads: int) -> None:
             wall, errors = raw_build(settings, zone, project, names, addresses, image, profile,
-                                     threads)
+                                     threads, targets)
             raw.setdefault(threads, []).append((wall, errors))
             print(f"raw pylxd, {threads:2d} threads: {wall:7.1f} s  errors {len(errors)}", flush=True)
             for error in errors:
@@ -122,7 +126,7 @@ def measure(settings, teams: int, per_team: int, image: str, profile: str, sweep
             raw_round(threads)
         for threads in worker_threads:
             event = f"ev{os.getpid()}w{threads}"
-            live = scratch_warren()
+            live = scratch_warren(extra_env)
             warrens.append((live, event))
             built[threads] = warren_build(live, zone, event, teams, per_team, image, profile,
                                           threads, timeout)
@@ -139,11 +143,11 @@ def measure(settings, teams: int, per_team: int, image: str, profile: str, sweep
         print("cleanup: " + (f"{len(left)} DNS names were left behind, now removed: "
                              + " ".join(sorted(left)) if left else "no DNS names left"), flush=True)
 
-    report(count, raw, built)
+    return report(count, raw, built)
 
 
-def report(count: int, raw: dict, built: dict) -> None:
-    """Every figure beside its baseline, and the ratio."""
+def report(count: int, raw: dict, built: dict) -> dict:
+    """Every figure beside its baseline, and the ratio; {worker threads: ratio}."""
     print()
     print(f"P3: {count} instances")
     for threads, rounds in raw.items():
@@ -158,6 +162,7 @@ def report(count: int, raw: dict, built: dict) -> None:
               f"names unresolved {len(result['unresolved'])}")
         print(f"ratio Warren/best raw ({workers} worker threads): {result['wall'] / best:.3f}  "
               "(target <= 1.2)")
+    return {workers: result["wall"] / best for workers, result in built.items()}
 
 
 def best_wall(rounds: list[tuple[float, list[str]]]) -> float:
@@ -172,11 +177,11 @@ def best_threads(raw: dict) -> int:
                                          best_wall(raw[threads])))
 
 
-def scratch_warren() -> LiveWarren:
+def scratch_warren(extra_env: dict | None = None) -> LiveWarren:
     """A LiveWarren whose backups (its worker makes the scheduled ones of
     new instances) go to its own folder, not the real Warren's."""
     live = LiveWarren(tempfile.mkdtemp(prefix="warren-bench-"))
-    live.env.update(WARREN_BACKUP_DIR=str(live.folder / "backups"))
+    live.env.update(WARREN_BACKUP_DIR=str(live.folder / "backups"), **(extra_env or {}))
     return live
 
 
@@ -203,11 +208,12 @@ def member_project(live: LiveWarren, member: str, image: str, profile: str) -> N
 
 
 def raw_build(settings, zone, project: str, names: list[str], addresses: list[str], image: str,
-              profile: str, threads: int) -> tuple[float, list[str]]:
+              profile: str, threads: int, targets: list[str] | None = None) -> tuple[float, list[str]]:
     """The baseline: every container created (under the host's id map lock,
     as Warren creates them), started and published, on `threads` threads;
-    (wall time, errors)."""
+    (wall time, errors). With targets, container i goes to targets[i % len]."""
     lock_path = lxd.idmap_lock_path(lxd.backend(settings))
+    placed = {name: targets[index % len(targets)] if targets else None for index, name in enumerate(names)}
 
     def launch(name: str, address: str) -> str | None:
         try:
@@ -216,7 +222,7 @@ def raw_build(settings, zone, project: str, names: list[str], addresses: list[st
                 client, name, image, config={"security.idmap.isolated": "true"},
                 devices={"eth0": {"type": "nic", "network": settings.lxd_network, "name": "eth0",
                                   "ipv4.address": address}},
-                profiles=[profile], lock_path=lock_path)
+                profiles=[profile], lock_path=lock_path, target=placed[name])
             lxd.start_instance(instance)
             warren_dns.publish_address(zone, f"{name}.raw.{zone.name}", address, RAW_OWNER)
         except Exception as error:  # noqa: BLE001 - counted and printed, the others go on

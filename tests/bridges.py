@@ -99,7 +99,7 @@ class ScratchBridge:
         lxd.start_instance(instance)
         address = wait_until(lambda: lxd.ipv4_address(instance), 30, f"{name} taking an address")
         assert ipaddress.IPv4Address(address) in self.network
-        run_in(instance, "ip", "route", "add", "default", "via", self.gateway)
+        run_in(instance, "ip", "route", "replace", "default", "via", self.gateway)
         if ipv6:
             assert take_ipv6_lease(instance) == ipv6
         return instance, address

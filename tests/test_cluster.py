@@ -3,14 +3,17 @@ machine, in network namespaces): the harness itself, Warren's LXD backend
 over HTTPS with the cluster certificate pinned, setup on a cluster, and
 placement. One file: the cluster is one per host, so its tests run in one
 worker, in order, and the last one tears it down and checks nothing is left."""
+import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
+import requests
 import yaml
 from cluster.cluster import BRIDGE, Cluster, unique_name
 
-from app import firewall, lxd
+from app import firewall, hostroutes, lxd
 from app.errors import BackendUnavailable
 from app.store import get_db
 from conftest import make_app, post_form
@@ -37,7 +40,7 @@ def cluster_settings(cluster) -> dict:
     return {"lxd_url": cluster.urls["m1"], "lxd_cert": str(cluster.client_cert),
             "lxd_key": str(cluster.client_key), "lxd_server_cert": str(cluster.cluster_cert),
             "lxd_storage_pool": POOL, "lxd_pool_size": "2GiB", "lxd_network": NETWORK,
-            "network_address": ADDRESS}
+            "network_address": ADDRESS, "cluster_vxlan_interface": "eth0", "cluster_vxlan_id": "79"}
 
 
 @pytest.fixture
@@ -146,8 +149,70 @@ def test_setup_creates_the_pool_and_bridge_on_every_member_then_globally(app, cl
         record = getattr(client.api, kind.replace("-", "_"))[name].get().json()["metadata"]
         assert record["status"] == "Created", (kind, record)
         assert sorted(record["locations"]) == ["m1", "m2", "m3"], (kind, record)
+    # One segment: the members' bridges joined by a multicast VXLAN, DHCP answered by each instance's own member.
+    config = client.networks.get(NETWORK).config
+    assert {key: config.get(key) for key in ("tunnel.vx.protocol", "tunnel.vx.group", "tunnel.vx.id",
+                                             "tunnel.vx.interface", "raw.dnsmasq")} == \
+        {"tunnel.vx.protocol": "vxlan", "tunnel.vx.group": "239.0.0.1", "tunnel.vx.id": "79",
+         "tunnel.vx.interface": "eth0", "raw.dnsmasq": "dhcp-ignore=tag:!known"}
+    assert "one segment across the members (VXLAN 79, group 239.0.0.1, over eth0)" in set_up
+    for member in ("m1", "m2", "m3"):
+        links = subprocess.run(["ip", "netns", "exec", f"wcl-{member}", "ip", "-d", "link", "show", f"{NETWORK}-vx"],
+                    capture_output=True, text=True, check=True).stdout
+        assert f"master {NETWORK}" in links and "vxlan id 79 group 239.0.0.1 dev eth0" in links, links
     again = app.test_cli_runner().invoke(args=["host", "setup-lxd"])
     assert f"storage pool {POOL}: present" in again.output and f"network {NETWORK}: present" in again.output
+
+
+def host_fetches(address: str, path: str = "/who", port: int = 8080) -> str:
+    """What an instance's web server answers this host (retried while the
+    first packets find their way)."""
+    answers = []
+
+    def fetched():
+        try:
+            answers.append(requests.get(f"http://{address}:{port}{path}", timeout=2).text)
+            return True
+        except requests.RequestException:
+            return False
+    wait_until(fetched, timeout=20, message=f"http://{address}:{port}{path} answering this host")
+    return answers[-1]
+
+
+def routes_to(address: str) -> list[str]:
+    """The gateways of Warren's routes (app/hostroutes.py) to an address."""
+    listed = subprocess.run(["ip", "-j", "-4", "route", "show", "proto", hostroutes.PROTOCOL, address],
+                            capture_output=True, text=True, check=True).stdout
+    return [route["gateway"] for route in json.loads(listed or "[]")]
+
+
+def serve_name(instance, name: str) -> None:
+    """busybox httpd on port 8080 in an instance, serving /who: its name."""
+    run_in(instance, "sh", "-c", f"mkdir -p /srv && echo {name} > /srv/who && httpd -p 8080 -h /srv")
+
+
+def test_instances_on_different_members_reach_each_other_and_the_host_reaches_both(
+        app, cluster, set_up, worker, members, tmp_path, dig):
+    settings = app.config["WARREN"]
+    first = on_member(app, cluster, "m1", tmp_path / "profiles", "first")
+    member = members()
+    _, near = launch(member, name="near", profile=first, image="busybox")
+    _, far = launch(member, name="far", profile="onbig", image="busybox")
+    near_instance, far_instance = (member_instance(settings, member, name) for name in ("near", "far"))
+    assert (near_instance.location, far_instance.location) == ("m1", "m3")
+    # Each took the address Warren gave it from its own member's DHCP (no NAK from the others).
+    assert run_in(far_instance, "ip", "-4", "-o", "addr", "show", "eth0").split()[3] == f"{far['ipv4']}/24"
+    assert dig(far["fqdn"]) == [far["ipv4"]]
+    # This host is no member: it reaches each instance through the member it runs on.
+    assert routes_to(far["ipv4"]) == ["10.77.0.13"] and routes_to(near["ipv4"]) == ["10.77.0.11"]
+    serve_name(far_instance, "far")
+    assert host_fetches(far["ipv4"]).strip() == "far"
+    # From the instance on m1, by the address Warren assigned, over the segment.
+    answer = run_in(near_instance, "sh", "-c", f"printf 'GET /who HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {far['ipv4']} 8080")
+    assert answer.startswith("HTTP/1.1 200") and answer.endswith("\nfar"), answer
+    assert "0% packet loss" in run_in(near_instance, "ping", "-c", "2", "-s", "1300", far["ipv4"])
+    serve_name(near_instance, "near")
+    assert host_fetches(near["ipv4"]).strip() == "near"
 
 
 def test_the_backend_speaks_https_with_the_cluster_certificate_pinned(app, cluster, monkeypatch, tmp_path):
@@ -277,6 +342,9 @@ def test_evacuating_a_member_moves_its_containers_keeping_names_and_restore_brin
         assert moved.devices["eth0"]["ipv4.address"] == progress["ipv4"]  # its address went with it
         assert row_named(app, name)["location"] == moved.location
         assert dig(progress["fqdn"]) == [progress["ipv4"]]
+        assert routes_to(progress["ipv4"]) == [cluster.members[moved.location].address]
+        serve_name(moved, name)  # reachable at its address from its new member
+        assert host_fetches(progress["ipv4"]).strip() == name
     assert raw.instances.get(stuck).status == "Stopped" and raw.instances.get(stuck).location == "m2"
     dashboard = member.get("/").get_data(as_text=True)
     assert dashboard.count("Moved from m2 to m") == 2 and "under maintenance" in dashboard
@@ -288,6 +356,7 @@ def test_evacuating_a_member_moves_its_containers_keeping_names_and_restore_brin
     assert [row["state"] for row in maintenance_done(app, settings)] == ["done", "done"]
     for name in made:
         assert member_instance(settings, member, name).location == "m2"
+        assert routes_to(made[name]["ipv4"]) == ["10.77.0.12"]
         assert row_named(app, name)["location"] == "m2"
     assert raw.instances.get(stuck).status == "Running"
     assert "Moved back to m2" in member.get("/").get_data(as_text=True)
@@ -322,6 +391,9 @@ def test_an_admin_moves_an_instance_and_it_keeps_everything(app, cluster, set_up
     assert after.config["volatile.eth0.hwaddr"] == before.config["volatile.eth0.hwaddr"]
     assert run_in(after, "cat", "/root/.ssh/authorized_keys") == keys_before
     assert dig(progress["fqdn"]) == [progress["ipv4"]]
+    assert routes_to(progress["ipv4"]) == [cluster.members[target].address]
+    serve_name(after, "mover")
+    assert host_fetches(progress["ipv4"]).strip() == "mover"
     history = member.get(f"/instances/{row_named(app, 'mover')['id']}/progress").get_json()
     assert any(f"Moved from {before.location} to {target} by an admin" in event["message"]
                for event in history["events"])

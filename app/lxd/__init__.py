@@ -20,10 +20,10 @@ from .client import IMAGE_CACHE_SECONDS, cached, forget_cached, server_info, tra
 from .console import Console, console_operations, open_console
 from .forwards import (delete_forward, forward_addresses, forward_ports, port_entry,
                        set_forward_ports)
-from .host import (DRIVERS, bridge_config, bridge_port_ipv6, bridge_ports, ensure_default_profile,
-                   ensure_network, ensure_storage_pool, host_resources, image_aliases,
-                   image_properties, instance_ports,
-                   instance_types, network_config, network_range)
+from .host import (DRIVERS, bridge_config, bridge_port_ipv6, bridge_ports, cluster_tunnel,
+                   ensure_default_profile, ensure_network, ensure_storage_pool, host_resources,
+                   image_aliases, image_properties, instance_ports, instance_types, network_config,
+                   network_range)
 from .idmaps import lock_path as idmap_lock_path
 from .instances import (UNREACHABLE, create_instance, delete_instance, execute, get_instance,
                         instance_configs, instance_devices, instance_states, ipv4_address, location, push_file,
@@ -41,7 +41,8 @@ __all__ = [
     "IMAGE_CACHE_SECONDS", "cached", "forget_cached", "server_info", "translated",
     "Console", "console_operations", "open_console",
     "delete_forward", "forward_addresses", "forward_ports", "port_entry", "set_forward_ports",
-    "DRIVERS", "bridge_config", "bridge_port_ipv6", "bridge_ports", "ensure_default_profile",
+    "DRIVERS", "bridge_config", "bridge_port_ipv6", "bridge_ports", "cluster_tunnel",
+    "ensure_default_profile",
     "ensure_network", "ensure_storage_pool", "host_resources", "image_aliases", "image_properties",
     "instance_ports", "instance_types", "network_config", "network_range",
     "UNREACHABLE", "create_instance", "idmap_lock_path", "delete_instance", "execute", "get_instance", "instance_configs",

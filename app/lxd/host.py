@@ -106,8 +106,39 @@ BRIDGE_MODES_IPV6 = {
 }
 
 
+# One network across a cluster's members. LXD 5.0.2 creates the bridge on
+# every member with the same address and, since it is safe to, the same MAC
+# (the "cluster-wide MAC": one gateway wherever an instance runs, answered by
+# its own member's bridge). A VXLAN joins those bridges into one Ethernet
+# segment, so an instance keeps its address on any member and reaches the
+# others directly. Multicast, because LXD 5.0.2 makes only
+# bridge.external_interfaces, parent and the BGP next hops member-specific:
+# a unicast tunnel's local and remote would have to differ per member. (OVN
+# needs openvswitch, and per-member routed subnets would change an
+# instance's address whenever it moves.)
+TUNNEL = "vx"  # the tunnel interface is <network>-vx: the network name may have 12 characters
+# Every member's dnsmasq hears every DHCP broadcast on the segment. LXD
+# writes host entries only for the instances on its own member, and an
+# authoritative dnsmasq NAKs a request for an address it does not know
+# (measured: an instance on m3 looped DISCOVER, NAK from m1, forever). Each
+# member's dnsmasq therefore answers only the clients it has an entry for.
+DHCP_KNOWN_ONLY = "dhcp-ignore=tag:!known"
+
+
+def cluster_tunnel(group: str, vni: int, interface: str = "") -> dict:
+    """The bridge keys that join the members' bridges into one segment: a
+    multicast VXLAN (over `interface`, else each member's default-route
+    interface), and DHCP answered only by the member an instance is on."""
+    keys = {f"tunnel.{TUNNEL}.protocol": "vxlan", f"tunnel.{TUNNEL}.group": group,
+            f"tunnel.{TUNNEL}.id": str(vni), "raw.dnsmasq": DHCP_KNOWN_ONLY}
+    if interface:
+        keys[f"tunnel.{TUNNEL}.interface"] = interface
+    return keys
+
+
 def bridge_config(address: str, dhcp_range: str, mode: str = "isolated",
-                  ipv6_address: str | None = None, ipv6_range: str | None = None) -> dict:
+                  ipv6_address: str | None = None, ipv6_range: str | None = None,
+                  tunnel: dict | None = None) -> dict:
     """The managed bridge's config: our range, DHCP (static leases for Warren's
     instances, a small dynamic range for the rest), IPv6 only when given, and
     the network mode's keys (NAT off unless the mode is nat).
@@ -119,7 +150,9 @@ def bridge_config(address: str, dhcp_range: str, mode: str = "isolated",
     IPv6 uses stateful DHCPv6: LXD accepts a static ipv6.address on a NIC
     only then, and its router advertisements carry the "managed" flag and
     no SLAAC prefix, so an instance has exactly the address Warren gave it
-    (which security.ipv6_filtering then holds it to)."""
+    (which security.ipv6_filtering then holds it to).
+
+    On a cluster, `tunnel` (cluster_tunnel) joins the members' bridges."""
     if mode not in BRIDGE_MODES:
         raise ValueError(f"unknown network mode {mode!r} (known: {', '.join(BRIDGE_MODES)})")
     config = {"ipv4.address": address, **BRIDGE_MODES[mode][0], "ipv4.dhcp": "true",
@@ -128,18 +161,19 @@ def bridge_config(address: str, dhcp_range: str, mode: str = "isolated",
         config.update({"ipv6.address": ipv6_address, "ipv6.dhcp": "true",
                        "ipv6.dhcp.stateful": "true", "ipv6.dhcp.ranges": ipv6_range,
                        **BRIDGE_MODES_IPV6[mode]})
-    return config
+    return {**config, **(tunnel or {})}
 
 
 def ensure_network(client: pylxd.Client, name: str, address: str, dhcp_range: str,
                    mode: str = "isolated", ipv6_address: str | None = None,
-                   ipv6_range: str | None = None, members: list[str] = ()) -> bool:
+                   ipv6_range: str | None = None, members: list[str] = (),
+                   tunnel: dict | None = None) -> bool:
     """Create the bridge (on a cluster: defined on each member, then
-    created), or bring its config back in line with the network mode and
-    IPv6 setting; True when changed."""
-    wanted = bridge_config(address, dhcp_range, mode, ipv6_address, ipv6_range)
+    created), or bring its config back in line with the network mode, the
+    IPv6 setting and the cluster's tunnel; True when changed."""
+    wanted = bridge_config(address, dhcp_range, mode, ipv6_address, ipv6_range, tunnel)
     description = f"Warren member instances ({BRIDGE_MODES[mode][1]}" \
-                  f"{', IPv6' if ipv6_address else ''})"
+                  f"{', IPv6' if ipv6_address else ''}{', one segment across members' if tunnel else ''})"
     with translated(f"network {name}"):
         record = _status(client.api.networks, name)
         # Pending or Errored: a cluster setup that stopped midway, resumed below.

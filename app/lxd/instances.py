@@ -90,10 +90,22 @@ def rename_instance(client: pylxd.Client, name: str, new_name: str) -> None:
 
 
 def execute(instance, command: list[str]) -> tuple[int, str, str]:
-    """Run a command inside an instance: (exit code, stdout, stderr)."""
+    """Run a command inside an instance: (exit code, stdout, stderr).
+
+    LXD records the output in log files, read back and removed afterwards:
+    no websockets (pylxd's websocket teardown raises over HTTPS when LXD
+    closes first, and its manager thread outlives the call)."""
+    node = instance.client.api.instances[instance.name]
     with translated(f"running {command[0]} in {instance.name}"):
-        result = instance.execute(command)
-    return result.exit_code, result.stdout, result.stderr
+        response = node.exec.post(json={"command": command, "environment": {}, "interactive": False,
+                                         "wait-for-websocket": False, "record-output": True})
+        operation = instance.client.operations.wait_for_operation(response.json()["operation"])
+        outputs = []
+        for fd in ("1", "2"):
+            log = node.logs[operation.metadata["output"][fd].rsplit("/", 1)[-1]]
+            outputs.append(log.get(is_api=False).content.decode("utf-8", errors="replace"))
+            log.delete()
+    return operation.metadata["return"], outputs[0], outputs[1]
 
 
 def set_config(client: pylxd.Client, name: str, key: str, value: str) -> bool:
