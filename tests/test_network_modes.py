@@ -82,6 +82,25 @@ def test_each_mode_selects_its_bridge_config():
         lxd.bridge_config(address, dhcp, mode="bridged")
 
 
+def test_a_cluster_bridge_adds_the_tunnel_and_known_only_dhcp_and_its_settings_are_checked():
+    address, dhcp = "10.87.0.1/24", addresses.dynamic_range("10.87.0.1/24")
+    tunnel = lxd.cluster_tunnel("239.0.0.9", 42, "eth1")
+    config = lxd.bridge_config(address, dhcp, tunnel=tunnel)
+    assert config == {**lxd.bridge_config(address, dhcp), "tunnel.vx.protocol": "vxlan",
+                      "tunnel.vx.group": "239.0.0.9", "tunnel.vx.id": "42", "tunnel.vx.interface": "eth1",
+                      "raw.dnsmasq": "dhcp-ignore=tag:!known"}
+    assert "tunnel.vx.interface" not in lxd.cluster_tunnel("239.0.0.1", 1)  # each member's default route
+    settings = load_settings(environ={})
+    assert (settings.cluster_vxlan_group, settings.cluster_vxlan_id, settings.cluster_vxlan_interface) == \
+        ("239.0.0.1", 1, "")
+    with pytest.raises(ConfigError, match="WARREN_CLUSTER_VXLAN_GROUP: '10.0.0.1' is not an IPv4 multicast"):
+        load_settings(environ={"WARREN_CLUSTER_VXLAN_GROUP": "10.0.0.1"})
+    with pytest.raises(ConfigError, match="WARREN_CLUSTER_VXLAN_INTERFACE: 'eth0; rm' is not a network"):
+        load_settings(environ={"WARREN_CLUSTER_VXLAN_INTERFACE": "eth0; rm"})
+    with pytest.raises(ConfigError, match="WARREN_CLUSTER_VXLAN_ID"):
+        load_settings(environ={"WARREN_CLUSTER_VXLAN_ID": "0"})
+
+
 @pytest.mark.lxd
 def test_setup_lxd_builds_the_bridge_of_the_configured_mode(scratch_bridge, lxd_client):
     line = f"network {scratch_bridge.name}: "
