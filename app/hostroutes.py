@@ -54,11 +54,10 @@ def _placed(db) -> list[tuple[str, str]]:
 
 
 def present(network_address: str) -> dict[str, str]:
-    """Warren's routes in the instances' network: destination -> gateway."""
+    """Warren's routes (each a /32) in the instances' network: address -> gateway."""
     prefix = ipaddress.IPv4Interface(network_address).network
     routes = json.loads(_ip("-j", "-4", "route", "show", "proto", PROTOCOL) or "[]")
-    return {f"{route['dst']}/32" if "/" not in route["dst"] else route["dst"]: route.get("gateway", "")
-            for route in routes
+    return {route["dst"]: route.get("gateway", "") for route in routes
             if ipaddress.IPv4Network(route["dst"], strict=False).subnet_of(prefix)}
 
 
@@ -71,14 +70,14 @@ def sync(db, settings) -> list[str]:
         if not placed and not have:
             return []
         members, own = member_addresses(settings), _own_addresses()
-        want = {f"{address}/32": members[location] for address, location in placed
+        want = {address: members[location] for address, location in placed
                 if location in members and members[location] not in own}
         done = []
-        for destination, gateway in want.items():
-            if have.get(destination) != gateway:
-                _ip("route", "replace", destination, "via", gateway, "proto", PROTOCOL)
-                done.append(f"routed {destination.removesuffix('/32')} via {gateway}")
-        for destination in have.keys() - want.keys():
-            _ip("route", "del", destination, "proto", PROTOCOL, check=False)
-            done.append(f"removed the route to {destination.removesuffix('/32')}")
+        for address, gateway in want.items():
+            if have.get(address) != gateway:
+                _ip("route", "replace", f"{address}/32", "via", gateway, "proto", PROTOCOL)
+                done.append(f"routed {address} via {gateway}")
+        for address in have.keys() - want.keys():
+            _ip("route", "del", f"{address}/32", "proto", PROTOCOL, check=False)
+            done.append(f"removed the route to {address}")
         return done
