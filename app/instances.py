@@ -10,7 +10,7 @@ import re
 from datetime import timedelta
 
 
-from . import addresses, audit, clock, jobs, lxd, quotas, sshkeys, statuses
+from . import addresses, audit, clock, jobs, lxd, offline, quotas, sshkeys, statuses
 from .config import current_settings
 from .errors import BackendError, Conflict, NotFound, ValidationError
 from .keys import saved_keys
@@ -221,15 +221,18 @@ def events(user: dict, instance_id) -> list[dict]:
     return list(get_db()["events"].rows_where("instance_id = ?", [instance_id], order_by="id"))
 
 
-def request_action(user: dict, instance_id, action: str, actor: dict | None = None) -> None:
+def request_action(user: dict, instance_id, action: str, actor: dict | None = None) -> str | None:
     """Queue start, stop, restart or delete for one of the member's instances
-    (on the member's behalf by `actor`, an admin, when given)."""
+    (on the member's behalf by `actor`, an admin, when given). Returns what
+    the member should know when the action has to wait (its cluster member
+    is offline), else None."""
     instance = get_instance(user, instance_id)
     if action not in jobs.POWER + ("delete",):
         raise NotFound("No such action.")
     with audit.audited(get_db(), (actor or user)["username"], f"instance.{action}", instance["fqdn"],
                        member=user["username"]):
         _queue_action(instance, action)
+    return offline.waiting_note(current_settings(), instance, action)
 
 
 def lease_blocks_start(instance: dict) -> bool:

@@ -113,26 +113,30 @@ def claim(db, builds: bool = True) -> dict | None:
     oldest of the member with the fewest jobs running now. Background jobs
     (backups) run only while no other job waits (not even a build waiting
     for a build slot: a burst of builds is not slowed by the backups it
-    schedules) and no other background job runs. builds=False: any job but
-    a build."""
+    schedules) and no other background job runs; a job held back (its
+    cluster member is offline, see hold) and the jobs of its instance
+    behind it hold up no background job. builds=False: any job but a
+    build."""
     stamp = now()
     until = (datetime.now(timezone.utc) + LEASE).isoformat(timespec="seconds")
     with transaction(db):
         row = db.execute(
             "SELECT j.id FROM jobs j LEFT JOIN instances i ON i.id = j.instance_id "
-            "WHERE (j.state = 'pending' OR (j.state = 'running' AND j.claimed_until < ?)) "
+            "WHERE ((j.state = 'pending' AND (j.not_before IS NULL OR j.not_before <= ?)) "
+            "OR (j.state = 'running' AND j.claimed_until < ?)) "
             "AND NOT EXISTS (SELECT 1 FROM jobs o WHERE o.id < j.id "
             "AND o.state IN ('pending', 'running') AND (o.instance_id = j.instance_id "
             "OR (j.instance_id IS NULL AND o.instance_id IS NULL AND o.user_id = j.user_id))) "
             f"AND NOT (j.kind IN {sql_list(BACKGROUND)} AND EXISTS (SELECT 1 FROM jobs b "
             f"WHERE b.id != j.id AND ((b.kind IN {sql_list(BACKGROUND)} AND b.state = 'running' "
             f"AND b.claimed_until >= ?) OR (b.kind NOT IN {sql_list(BACKGROUND)} "
-            "AND b.state = 'pending')))) "
+            "AND b.state = 'pending' AND NOT EXISTS (SELECT 1 FROM jobs h WHERE h.state = 'pending' "
+            "AND h.instance_id = b.instance_id AND h.not_before > ?))))) "
             + ("" if builds else f"AND j.kind != '{BUILD}' ")
             + f"ORDER BY j.kind IN {sql_list(BACKGROUND)}, (SELECT count(*) FROM jobs r LEFT JOIN instances ri ON ri.id = r.instance_id "
             "WHERE r.state = 'running' AND r.claimed_until >= ? "
             "AND coalesce(r.user_id, ri.user_id) = coalesce(j.user_id, i.user_id)), j.id "
-            "LIMIT 1", [stamp, stamp, stamp]).fetchone()
+            "LIMIT 1", [stamp] * 5).fetchone()
         if row is None:
             return None
         db.execute("UPDATE jobs SET state = 'running', claimed_until = ?, claimed_by = ?, "
@@ -209,10 +213,25 @@ def release_dead(db) -> int:
 
 
 def finish(db, job_id: int, error: str | None = None) -> None:
-    """Mark a job done (or failed with the reason); a no-op when a delete job
-    already removed itself with its instance."""
+    """Mark a running job done (or failed with the reason); a no-op when a
+    delete job already removed itself with its instance, or when the job was
+    held back (pending again)."""
     db.execute("UPDATE jobs SET state = ?, error = ?, claimed_until = NULL, finished_at = ? "
-               "WHERE id = ?", ["failed" if error else "done", error, now(), job_id])
+               "WHERE id = ? AND state = 'running'", ["failed" if error else "done", error, now(), job_id])
+
+
+def hold(db, job_id: int, reason: str, retry: timedelta) -> bool:
+    """Put a claimed job back, not to be claimed again before `retry` has
+    passed (its instance's member is offline); later jobs of its instance
+    keep waiting behind it, in order. Inside the caller's transaction. True
+    the first time it is held for this reason (so the caller tells the
+    member once)."""
+    until = (datetime.now(timezone.utc) + retry).isoformat(timespec="seconds")
+    before = db.execute("SELECT held FROM jobs WHERE id = ?", [job_id]).fetchone()
+    db.execute("UPDATE jobs SET state = 'pending', claimed_until = NULL, claimed_by = NULL, "
+               "attempts = max(attempts - 1, 0), not_before = ?, held = ? "
+               "WHERE id = ? AND state = 'running'", [until, reason, job_id])
+    return before is not None and before[0] != reason
 
 
 def builds_waiting(db) -> bool:

@@ -199,21 +199,6 @@ def _tell_members(db, settings, member: str, action: str, before: dict) -> int:
     return told
 
 
-def offline_reason(settings, instance: dict) -> str | None:
-    """Why an action on this instance cannot run now: the cluster member it
-    runs on is offline (LXD would wait for it, holding a worker thread).
-    None on one server, or when its member is there."""
-    if not instance.get("location"):
-        return None
-    backend = lxd.backend(settings)
-    states = {member.name: member.status for member in
-              lxd.cached(("members", backend.endpoint), backend.members)}
-    if states.get(instance["location"]) == "Offline":
-        return (f"{instance['location']}, the cluster member {instance['name']} runs on, is offline; "
-                "nothing was done: ask again once it is back (the admin's Cluster page shows it)")
-    return None
-
-
 def notices(user: dict) -> list[dict]:
     """Maintenance lines of the member's instances from the last
     NOTICE_DAYS days, newest first (for their dashboard)."""

@@ -10,12 +10,13 @@ import logging
 import os
 import signal
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Callable
 
 import yaml
 
 from . import (accounts, addresses, audit, certificates, dns, domains, forwards, hostroutes, ingress,
-               isolation, jobs, lxd, maintenance, quotas, records, sites, snapshots, statuses)
+               isolation, jobs, lxd, maintenance, offline, quotas, records, sites, snapshots, statuses)
 from .config import current_settings
 from .errors import BackendUnavailable, Conflict, WarrenError
 from .instances import lease_blocks_start, record_event
@@ -399,10 +400,12 @@ HANDLERS = {
 }
 
 
-# Jobs that need the instance's member: refused at once while it is offline.
-# Provision and delete are left to wait for LXD, so a member that comes back
-# finds them done rather than rolled back.
-OFFLINE_CHECKED = frozenset(jobs.POWER + jobs.SYNC + jobs.BACKUP + jobs.MOVE)
+# Jobs that need the instance's member: held back in the queue while it is
+# offline (LXD would wait for it, holding a worker thread), tried again every
+# HELD_RETRY, so they run in order once it is back. A build needs no
+# particular member: LXD places it on one that is there.
+HELD_WHILE_OFFLINE = frozenset(("delete",) + jobs.POWER + jobs.SYNC + jobs.BACKUP + jobs.MOVE)
+HELD_RETRY = timedelta(seconds=10)
 
 
 def _action(job: dict) -> str:
@@ -419,6 +422,16 @@ def _subject(db, job: dict) -> tuple[dict, str, str] | None:
     return (rows[0], member_of(rows[0]["project"]), rows[0]["fqdn"]) if rows else None
 
 
+def _hold(db, job: dict, instance: dict, note: str, member: str, target: str) -> None:
+    """Put the job back in the queue until its member is back; its history
+    and the audit log say so once."""
+    with transaction(db):
+        if jobs.hold(db, job["id"], note, HELD_RETRY):
+            record_event(db, instance["id"], job["kind"], note)
+            audit.record(db, audit.WORKER, _action(job), target, "queued", member=member, detail=note)
+    log.info("job %s (%s %s) held: %s", job["id"], job["kind"], target, note)
+
+
 def run_job(job: dict) -> str | None:
     """Run one claimed job; returns the error text, or None on success."""
     db = get_db()
@@ -431,9 +444,10 @@ def run_job(job: dict) -> str | None:
     instance, member, target = found
     jobs.current.set(job)
     try:
-        if job["kind"] in OFFLINE_CHECKED and (reason := maintenance.offline_reason(
-                current_settings(), instance)):
-            raise Conflict(reason)
+        if job["kind"] in HELD_WHILE_OFFLINE and (note := offline.waiting_note(
+                current_settings(), instance, job["kind"])):
+            _hold(db, job, instance, note, member, target)
+            return None
         handler.run(db, instance, job["kind"])
     except Exception as error:  # a bug too must not leave the request half-way
         if not isinstance(error, WarrenError):

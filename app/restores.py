@@ -15,8 +15,8 @@ import json
 import logging
 from pathlib import Path
 
-from . import (accounts, addresses, audit, backup_files, backups, dns, instances, isolation, jobs,
-               lxd, projects, quotas, sites)
+from . import (accounts, addresses, audit, backup_files, backups, dns, hostroutes, instances, isolation,
+               jobs, lxd, projects, quotas, sites)
 from .backup_files import CorruptBackup
 from .config import current_settings
 from .errors import Conflict, NotFound, ValidationError
@@ -164,10 +164,11 @@ def restore_deleted(admin: dict, backup_id) -> dict:
     return db["instances"].get(old["id"])
 
 
-def bring_back(db, settings, instance: dict, backup: dict) -> None:
+def bring_back(db, settings, instance: dict, backup: dict) -> str:
     """Put the instance in LXD back to the backup: check the file whole,
     then replace the instance (if any) by the backup's import, with the
-    row's addresses, and start it."""
+    row's addresses, and start it. Returns the cluster member it runs on
+    ("" on one server)."""
     with jobs.lease_held(settings.database, jobs.current.get()):
         path = backup_files.verify(settings.backup_dir, backup["file"], backup["sha256"])
     user = accounts.get_user(instance["user_id"])
@@ -184,11 +185,29 @@ def bring_back(db, settings, instance: dict, backup: dict) -> None:
     with jobs.lease_held(settings.database, jobs.current.get()):
         lxd.import_backup(client, backup_files.tarball(path), settings.lxd_storage_pool, instance["lxd_name"],
                           lock_path=lxd.idmap_lock_path(lxd.backend(settings)))
+    where = _back_in_place(settings, client, instance)
     lxd.set_device(client, instance["lxd_name"], "eth0",
                    nic_device(settings.lxd_network, instance["ipv4"],
                               addresses.ipv6_of(instance, settings)))
     lxd.set_power(lxd.get_instance(client, instance["lxd_name"]), "start")
     isolation.guard_bridge(settings)
+    return where
+
+
+def _back_in_place(settings, client, instance: dict) -> str:
+    """On a cluster, LXD 5.0.2 imports a backup on the member that received
+    the upload, not where the instance ran: move the (stopped) import back
+    to its member when that one is online, so its placement group still
+    holds; otherwise it stays where it landed. Where it runs now."""
+    landed = lxd.location(lxd.get_instance(client, instance["lxd_name"]))
+    was = instance.get("location") or ""
+    if not landed or not was or landed == was:
+        return landed
+    states = {member.name: member.status for member in lxd.backend(settings).members()}
+    if states.get(was) != "Online":
+        return landed
+    lxd.move_instance(client, instance["lxd_name"], was)
+    return was
 
 
 def run(db, instance: dict, backup_id: int) -> None:
@@ -196,7 +215,7 @@ def run(db, instance: dict, backup_id: int) -> None:
     its forwards, website and the member's records follow."""
     settings = current_settings()
     backup = db["backups"].get(backup_id)
-    bring_back(db, settings, instance, backup)
+    where = bring_back(db, settings, instance, backup)
     ipv4, ipv6 = sites.name_addresses(db, settings, instance)
     dns_state = "published"
     try:
@@ -209,12 +228,14 @@ def run(db, instance: dict, backup_id: int) -> None:
         log.warning("restored %s; its name follows: %s", instance["fqdn"], error)
         dns_state = "pending"
     with transaction(db):
-        db["instances"].update(instance["id"], {"status": READY, "dns_state": dns_state,
-                                                "error": None, "updated_at": now()})
+        db["instances"].update(instance["id"], {"status": READY, "dns_state": dns_state, "error": None,
+                                                "location": where, "updated_at": now()})
         record_event(db, instance["id"], READY, "Restored from the backup of "
-                     f"{backup['created_at'][:16].replace('T', ' ')} UTC; running again.")
+                     f"{backup['created_at'][:16].replace('T', ' ')} UTC; running again"
+                     + (f" on {where}." if where and where != instance.get("location") else "."))
         jobs.enqueue(db, instance["id"], "forwards")
         jobs.enqueue_member(db, instance["user_id"], "records")
+    hostroutes.sync(db, settings)  # on a cluster, its address is routed to its member
     instance["status"] = READY
     sites.after_ready(db, instance)
 

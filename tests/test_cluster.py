@@ -14,9 +14,11 @@ import yaml
 from cluster.cluster import BRIDGE, Cluster, unique_name
 
 from app import firewall, hostroutes, lxd
+from app.config import Settings
 from app.errors import BackendUnavailable
 from app.store import get_db
 from conftest import make_app, post_form
+from proxy import Proxy, curl
 from support import api_token, launch, member_instance, request_instance, run_in, wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.lxd]
@@ -47,7 +49,8 @@ def cluster_settings(cluster) -> dict:
 def app(tmp_path, cluster):
     """A scratch Warren driving the cluster over HTTPS, on its own profiles
     (one of them placed on the cluster group `big`)."""
-    made = make_app(tmp_path, own_profiles=True, **cluster_settings(cluster))
+    made = make_app(tmp_path, own_profiles=True, backup_dir=str(tmp_path / "backups"),
+                    **cluster_settings(cluster))
     profile = yaml.safe_load((tmp_path / "profiles" / "small.yaml").read_text())
     profile.update(description="Small, on the big box", placement="@big", images=["busybox"])
     (tmp_path / "profiles" / "onbig.yaml").write_text(yaml.safe_dump(profile))
@@ -402,7 +405,69 @@ def test_an_admin_moves_an_instance_and_it_keeps_everything(app, cluster, set_up
 
 
 
-def test_a_killed_member_is_shown_unreachable_its_actions_refused_clearly_and_nothing_reconciled_away(
+def test_an_instance_on_m3_is_backed_up_and_restored_on_m3_with_its_data_and_address(
+        app, cluster, set_up, worker, members, tmp_path):
+    # LXD 5.0.2 imports a backup on the member that receives the upload (m1,
+    # Warren's URL): the restore moves it back to m3, where its group holds.
+    settings = app.config["WARREN"]
+    profile = on_member(app, cluster, "m3", tmp_path / "profiles", "three")
+    member = members()
+    _, progress = launch(member, name="kept", profile=profile, image="busybox")
+    row, headers, api = row_named(app, "kept"), api_token(app, member.username), app.test_client()
+    run_in(member_instance(settings, member, "kept"), "sh", "-c", "echo version-one > /root/data.txt")
+    assert api.post(f"/api/v1/instances/{row['id']}/backups", headers=headers).status_code == 202
+
+    def backups():
+        return api.get(f"/api/v1/instances/{row['id']}/backups", headers=headers).get_json()["items"]
+    (backup,) = wait_until(lambda: [b for b in backups() if b["state"] == "done"], timeout=120,
+                           message="the backup made")
+    run_in(member_instance(settings, member, "kept"), "sh", "-c", "echo later > /root/data.txt")
+    answer = api.post(f"/api/v1/instances/{row['id']}/backups/{backup['id']}/restore", headers=headers,
+                      json={"confirm": True})
+    assert answer.status_code == 202, answer.get_json()
+
+    def restored():
+        with app.app_context():
+            return [event["message"] for event in get_db()["events"].rows_where(
+                "instance_id = ? AND message LIKE 'Restored from the backup%'", [row["id"]])]
+    wait_until(restored, timeout=180, message="the restore done")
+    instance = member_instance(settings, member, "kept")
+    assert instance.location == "m3" and row_named(app, "kept")["location"] == "m3"
+    assert run_in(instance, "cat", "/root/data.txt") == "version-one"
+    assert routes_to(progress["ipv4"]) == ["10.77.0.13"]
+    serve_name(instance, "kept")
+    assert host_fetches(progress["ipv4"]).strip() == "kept"
+
+
+@pytest.fixture
+def proxied(app, internet, tmp_path):
+    """The ingress proxy on the simulated Internet's host address, for this
+    test's Warren (set before the worker starts, which reads the settings)."""
+    app.config["WARREN"] = Settings(app.config["WARREN"], ingress_address=internet.host_ip,
+                                    ingress_dir=str(tmp_path / "ingress"))
+    proxy = Proxy(app.config["WARREN"], tmp_path)
+    proxy.run("start")
+    yield proxy
+    proxy.run("stop")
+
+
+def test_a_website_on_m3_is_served_through_the_proxy_on_this_host(
+        app, cluster, proxied, set_up, worker, members, internet, tmp_path):
+    profile = on_member(app, cluster, "m3", tmp_path / "profiles", "three")
+    member = members()
+    location, progress = launch(member, name="site", profile=profile, image="busybox")
+    instance = member_instance(app.config["WARREN"], member, "site")
+    assert instance.location == "m3"
+    run_in(instance, "sh", "-c", "mkdir -p /www && echo 'served from m3' > /www/index.html && "
+                                 "httpd -p 80 -h /www")
+    post_form(member, location, {"mode": "passthrough", "port": "443"}, url=location + "/site", expect=303)
+    # A visitor on the Internet: the proxy on this host (no member) reaches the
+    # instance on m3 through Warren's route, by the address Warren gave it.
+    wait_until(lambda: curl(internet, f"http://{progress['fqdn']}/").stdout == "served from m3\n",
+               timeout=20, message="the page through the proxy")
+
+
+def test_a_killed_member_is_shown_unreachable_its_actions_queued_clearly_and_nothing_reconciled_away(
         app, cluster, set_up, worker, members, admin, tmp_path):
     from app import reconcile
     settings = app.config["WARREN"]
@@ -420,19 +485,33 @@ def test_a_killed_member_is_shown_unreachable_its_actions_refused_clearly_and_no
         assert "<td>Unreachable</td>" in member.get("/").get_data(as_text=True).replace("\n    ", "")
         assert '<td class="member-offline">Offline</td>' in admin.get("/admin/cluster").get_data(as_text=True)
         lxd.forget_cached()
-        post_form(member, f"/instances/{row['id']}", {}, url=f"/instances/{row['id']}/stop")
+        waits = "m3, the cluster member off1 runs on, is offline: the {} is queued and runs by itself when m3 is back."
+        post_form(member, f"/instances/{row['id']}", {}, url=f"/instances/{row['id']}/restart")
+        assert waits.format("restart") in member.get(f"/instances/{row['id']}").get_data(as_text=True)
 
-        def refused():
+        def told():
             with app.app_context():
                 return [event["message"] for event in
-                        get_db()["events"].rows_where("instance_id = ? AND step = 'stop'", [row["id"]])]
-        (message,) = wait_until(refused, timeout=30, message="the stop answered")
-        assert "m3, the cluster member off1 runs on, is offline; nothing was done" in message
+                        get_db()["events"].rows_where("instance_id = ? AND step = 'restart'", [row["id"]])]
+        assert wait_until(told, timeout=30, message="the restart held") == [waits.format("restart")]
+        # a second wish merges into the waiting one, and the API says it waits too
+        answer = app.test_client().post(f"/api/v1/instances/{row['id']}/stop",
+                                        headers=api_token(app, member.username))
+        assert answer.status_code == 202 and answer.get_json()["waits"] == waits.format("stop")
+        with app.app_context():
+            (job,) = get_db()["jobs"].rows_where("instance_id = ? AND state != 'done'", [row["id"]])
+        assert job["kind"] == "stop" and job["state"] == "pending"
         launch(member, name="on1", profile="small", image="busybox")  # the rest keeps working
+        assert member_instance(settings, member, "on1").status == "Running"
     finally:
         cluster.start_member("m3")
-    wait_until(lambda: member_instance(settings, member, "off1").status == "Running", timeout=60,
-               message="off1 running again")
+    # back: the queued stop runs by itself, once, and nothing else changed
+    def stop_jobs():
+        with app.app_context():
+            return [job["state"] for job in get_db()["jobs"].rows_where(
+                "instance_id = ? AND kind = 'stop'", [row["id"]])]
+    wait_until(lambda: stop_jobs() == ["done"], timeout=90, message="the queued stop done once m3 is back")
+    assert member_instance(settings, member, "off1").status == "Stopped"
     assert row_named(app, "off1")["status"] == "ready" and row_named(app, "off1")["location"] == "m3"
     with app.app_context():
         assert reconcile.reconcile(get_db(), settings) == []

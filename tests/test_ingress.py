@@ -11,7 +11,6 @@ for a Host that is not the SNI, an open download surviving another
 site's route change, a renewal served without a restart, a proxy
 restart, and the delete that takes route and certificate away. Issuance
 failure and Warren's own host name need no instance and run on rows."""
-import os
 import re
 import sqlite3
 import stat
@@ -24,12 +23,12 @@ import pytest
 from app import acme_client, certificates, ingress, lxd
 from app.config import Settings
 from app.store import get_db
-from conftest import REPO, post_form
+from conftest import post_form
+from proxy import Proxy, curl
 from support import CSRF, KEY, advance, instance_row, launch, member_instance, post_action, run_in, \
     wait_gone, wait_until
 
 pytestmark = pytest.mark.slow
-SCRIPT = str(REPO / "ingress" / "haproxy.sh")
 
 # busybox httpd: a page, the forwarded headers it sees, and a slow stream.
 PAGE = "<h1>alice's page</h1>\n"
@@ -57,18 +56,6 @@ secure.serve_forever()
 """
 
 
-class Proxy:
-    """ingress/haproxy.sh with the test's settings."""
-
-    def __init__(self, settings, log_dir: Path):
-        self.env = dict(os.environ, WARREN_INGRESS_DIR=settings.ingress_dir,
-                        WARREN_INGRESS_ADDRESS=settings.ingress_address, WARREN_LOG_DIR=str(log_dir))
-
-    def run(self, action: str) -> None:
-        result = subprocess.run([SCRIPT, action], env=self.env, capture_output=True, text=True)
-        assert result.returncode == 0, result.stdout + result.stderr
-
-
 @pytest.fixture
 def stack(app, internet, tmp_path):
     """Websites on the Internet's host address: the proxy running, pebble
@@ -85,14 +72,6 @@ def stack(app, internet, tmp_path):
     yield pebble, proxy, root
     proxy.run("stop")
     pebble.stop()
-
-
-def curl(internet, url: str, *options: str) -> subprocess.CompletedProcess:
-    """curl from the Internet, the names resolved to the public address."""
-    host = re.match(r"https?://([^/:]+)", url).group(1)
-    port = "443" if url.startswith("https") else "80"
-    return internet.run("curl", "-sS", "--max-time", "10", "--resolve",
-                        f"{host}:{port}:{internet.host_ip}", *options, url)
 
 
 def served_serial(internet, hostname: str) -> str:

@@ -210,11 +210,11 @@ def renew(instance_id):
 @bp.route("/instances/<int:instance_id>/<action>", methods=["POST"])
 @login_required
 def act(instance_id, action):
-    instances.request_action(g.user, instance_id, action)
+    waits = instances.request_action(g.user, instance_id, action)
     if action == "delete":
-        flash("Deletion queued.")
+        flash(waits or "Deletion queued.")
         return redirect(url_for("member.dashboard"), 303)
-    flash(f"{action.capitalize()} queued.")
+    flash(waits or f"{action.capitalize()} queued.")
     return redirect(url_for("member.instance", instance_id=instance_id), 303)
 
 

@@ -165,8 +165,8 @@ def _power(action: str):
     @fail_on_errors
     def command(name):
         api = client()
-        api.call(action, instance_id=api.instance_by_name(name)["id"])
-        click.echo(f"{action.capitalize()} of {name} queued.")
+        answer = api.call(action, instance_id=api.instance_by_name(name)["id"])
+        click.echo(answer.get("waits") or f"{action.capitalize()} of {name} queued.")
     command.__name__ = action
     command.__doc__ = f"{action.capitalize()} the instance NAME."
     return cli.command(action)(command)
@@ -184,7 +184,9 @@ def remove(name, wait):
     """Delete the instance NAME with its DNS name."""
     api = client()
     row = api.instance_by_name(name)
-    api.call("delete_instance", instance_id=row["id"])
+    answer = api.call("delete_instance", instance_id=row["id"])
+    if answer.get("waits"):
+        click.echo(answer["waits"])
     if wait:
         api.wait(row["id"], lambda p: p["status"] == "delete-failed")
     click.echo(f"{name} {'deleted' if wait else 'is being deleted'}.")

@@ -54,10 +54,10 @@ def _url_maker(endpoint: str):
     return lambda instance_id: f"{prefix}{instance_id}{suffix}"
 
 
-def accepted(instance_id: int, action: str, status: str):
+def accepted(instance_id: int, action: str, status: str, waits: str | None = None):
     progress = url_for("instances.progress", instance_id=instance_id)
-    return ({"id": instance_id, "action": action, "status": status, "progress_url": progress},
-            202, {"Location": progress})
+    body = {"id": instance_id, "action": action, "status": status, "progress_url": progress}
+    return ({**body, "waits": waits} if waits else body), 202, {"Location": progress}
 
 
 @bp.route("/instances")
@@ -102,8 +102,8 @@ class Instance(MethodView):
     @bp.response(202, AcceptedSchema)
     def delete(self, instance_id):
         """Delete an instance with its DNS name; follow progress_url until 404."""
-        instances.request_action(g.user, instance_id, "delete")
-        return accepted(instance_id, "delete", instances.get_instance(g.user, instance_id)["status"])
+        waits = instances.request_action(g.user, instance_id, "delete")
+        return accepted(instance_id, "delete", instances.get_instance(g.user, instance_id)["status"], waits)
 
 
 @bp.route("/instances/<int:instance_id>/progress")
@@ -117,8 +117,8 @@ def progress(instance_id):
 
 def _power(action: str):
     def view(instance_id):
-        instances.request_action(g.user, instance_id, action)
-        return accepted(instance_id, action, instances.get_instance(g.user, instance_id)["status"])
+        waits = instances.request_action(g.user, instance_id, action)
+        return accepted(instance_id, action, instances.get_instance(g.user, instance_id)["status"], waits)
     view.__name__ = action
     view.__doc__ = f"Queue a {action} of a ready instance; follow progress_url."
     bp.route(f"/instances/<int:instance_id>/{action}", methods=["POST"])(

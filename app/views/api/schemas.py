@@ -102,6 +102,8 @@ class AcceptedSchema(Schema):
     action = Str(required=True)
     status = Str(required=True)
     progress_url = Str(required=True)
+    waits = Str(metadata={"description": "Set when the action waits in the queue: why, and until when "
+                                         "(the cluster member the instance runs on is offline)."})
 
 
 class LeaseSchema(Schema):
