@@ -1,6 +1,7 @@
 """Host-level guards on Warren's bridge that LXD's NIC filtering leaves out.
 
-The only module that runs ebtables, iptables, ip6tables and nft. In isolated mode
+The only module that runs ebtables, iptables, ip6tables and nft (the port
+forwards of a cluster, app/hostforwards.py, go through nft() here). In isolated mode
 a forward guard (iptables and ip6tables FORWARD, `ensure_forward_guard`)
 keeps everything from crossing between the bridge and any other interface,
 but the connections that port forwards let in: LXD turns on the host's
@@ -304,14 +305,17 @@ def nd_rule(port: str, address: str) -> str:
             f"@th,64,128 != {int(ipaddress.IPv6Address(address)):#034x} drop")
 
 
-def _nft(script: str, *args: str) -> subprocess.CompletedProcess:
+def nft(script: str, *args: str) -> subprocess.CompletedProcess:
+    """Run nft with these arguments, reading script (when given) as its
+    input; the result, whatever nft answered."""
     try:
         result = subprocess.run(["nft", *args, "-f", "-"] if script else ["nft", *args],
                                 input=script or None, capture_output=True, text=True,
                                 timeout=30, check=False)
     except FileNotFoundError as error:
         raise BackendError("nft is not installed (Debian package nftables); Warren needs it "
-                           "to guard its bridge's IPv6 neighbours") from error
+                           "to guard its bridge's IPv6 neighbours and for port forwards on a "
+                           "cluster") from error
     except subprocess.TimeoutExpired as error:
         raise BackendError("nft did not finish in 30 s") from error
     return result
@@ -319,7 +323,7 @@ def _nft(script: str, *args: str) -> subprocess.CompletedProcess:
 
 def _nd_rules(bridge: str) -> list[str]:
     """The guard's rules as nft lists them ([] when there is no chain)."""
-    listing = _nft("", "list", "chain", "bridge", ND_TABLE, nd_chain(bridge))
+    listing = nft("", "list", "chain", "bridge", ND_TABLE, nd_chain(bridge))
     return [line.strip() for line in listing.stdout.splitlines()
             if line.strip().startswith("iifname ")] if listing.returncode == 0 else []
 
@@ -340,7 +344,7 @@ def sync_nd_guard(bridge: str, addresses: dict[str, str],
     script = (f"table bridge {ND_TABLE} {{\n  chain {chain} {{ type filter hook prerouting "
               f"priority -300; policy accept; }}\n}}\nflush chain bridge {ND_TABLE} {chain}\n"
               + "".join(f"add rule bridge {ND_TABLE} {chain} {rule}\n" for rule in wanted))
-    result = _nft(script)
+    result = nft(script)
     if result.returncode:
         raise BackendError(f"nft refused the neighbour guard on {bridge}: {result.stderr.strip()}")
     return ([f"neighbour guard for {_port(rule)} added" for rule in wanted if rule not in present]
@@ -368,7 +372,7 @@ def _port(rule: str) -> str:
 @_exclusive
 def remove_nd_guard(bridge: str) -> bool:
     """Remove the neighbour advertisement guard of a bridge."""
-    return _nft("", "delete", "chain", "bridge", ND_TABLE, nd_chain(bridge)).returncode == 0
+    return nft("", "delete", "chain", "bridge", ND_TABLE, nd_chain(bridge)).returncode == 0
 
 
 @_exclusive

@@ -20,7 +20,7 @@ import logging
 import re
 import threading
 
-from . import audit, jobs, lxd, quotas
+from . import audit, hostforwards, jobs, lxd, quotas
 from .config import current_settings
 from .errors import Conflict, ValidationError
 from .instances import get_instance, record_event
@@ -166,39 +166,50 @@ def _key(port: dict) -> tuple:
 
 
 def sync(db, settings) -> list[str]:
-    """Make LXD's forwards on Warren's bridge match the rows: the public
-    address holds exactly the wanted ports, any other address Warren used
-    before holds none. Lines saying what changed."""
-    client = lxd.backend(settings).client()
+    """Make the forwards match the rows: on one server LXD's forward on the
+    public address holds exactly the wanted ports and any other address
+    Warren used before holds none; on a cluster Warren's host forwards them
+    (app/hostforwards.py) and LXD holds none of Warren's. Lines saying what
+    changed."""
+    backend = lxd.backend(settings)
+    client, on_cluster = backend.client(), backend.clustered()
     network, address = settings.lxd_network, public_address(settings)
     done = []
     with _sync_lock:
         for stale in lxd.forward_addresses(client, network, DESCRIPTION):
-            if stale != address:
+            if stale != address or on_cluster:
                 lxd.delete_forward(client, network, stale)
-                done.append(f"removed the forwards of {stale}, no longer the public address")
+                done.append(f"removed LXD's forwards of {stale}" + (
+                    ": this host forwards on a cluster" if on_cluster and stale == address
+                    else ", no longer the public address"))
+        if on_cluster:
+            return done + hostforwards.sync(address, settings.network_address, network,
+                                            desired_ports(db) if address else [])
         if address is None:
             return done
-        wanted = desired_ports(db)
-        for attempt in range(3):
-            current = lxd.forward_ports(client, network, address)
-            ports, etag = current if current is not None else ([], None)
-            if current is not None and sorted(map(_key, ports)) == sorted(map(_key, wanted)):
-                return done
-            if current is None and not wanted:
-                return done
-            try:
-                lxd.set_forward_ports(client, network, address, wanted, etag, current is not None,
-                                      DESCRIPTION)
-            except Conflict:  # another process wrote meanwhile: read again
-                if attempt == 2:
-                    raise
-                continue
-            added = {_key(port) for port in wanted} - {_key(port) for port in ports}
-            removed = {_key(port) for port in ports} - {_key(port) for port in wanted}
-            done += [f"forward {port}/{protocol} -> {target}:{target_port} set"
-                     for protocol, port, target, target_port in sorted(added)]
-            done += [f"forward {port}/{protocol} -> {target}:{target_port} removed"
-                     for protocol, port, target, target_port in sorted(removed)]
-            return done
-    return done
+        return done + _sync_lxd(client, network, address, desired_ports(db))
+
+
+def _sync_lxd(client, network: str, address: str, wanted: list[dict]) -> list[str]:
+    """LXD's forward on the public address: exactly the wanted ports."""
+    for attempt in range(3):
+        current = lxd.forward_ports(client, network, address)
+        ports, etag = current if current is not None else ([], None)
+        if current is not None and sorted(map(_key, ports)) == sorted(map(_key, wanted)):
+            return []
+        if current is None and not wanted:
+            return []
+        try:
+            lxd.set_forward_ports(client, network, address, wanted, etag, current is not None,
+                                  DESCRIPTION)
+        except Conflict:  # another process wrote meanwhile: read again
+            if attempt == 2:
+                raise
+            continue
+        added = {_key(port) for port in wanted} - {_key(port) for port in ports}
+        removed = {_key(port) for port in ports} - {_key(port) for port in wanted}
+        return ([f"forward {port}/{protocol} -> {target}:{target_port} set"
+                 for protocol, port, target, target_port in sorted(added)]
+                + [f"forward {port}/{protocol} -> {target}:{target_port} removed"
+                   for protocol, port, target, target_port in sorted(removed)])
+    return []

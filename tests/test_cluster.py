@@ -13,7 +13,7 @@ import requests
 import yaml
 from cluster.cluster import BRIDGE, Cluster, unique_name
 
-from app import firewall, hostroutes, lxd
+from app import firewall, hostforwards, hostroutes, lxd
 from app.config import Settings
 from app.errors import BackendUnavailable
 from app.store import get_db
@@ -465,6 +465,51 @@ def test_a_website_on_m3_is_served_through_the_proxy_on_this_host(
     # instance on m3 through Warren's route, by the address Warren gave it.
     wait_until(lambda: curl(internet, f"http://{progress['fqdn']}/").stdout == "served from m3\n",
                timeout=20, message="the page through the proxy")
+
+
+@pytest.fixture
+def forwarded(app, internet):
+    """Port forwards on the simulated Internet's host address (set before
+    the worker starts); this host's forwards table is removed afterwards."""
+    app.config["WARREN"] = Settings(app.config["WARREN"], forward_address=internet.host_ip)
+    yield internet
+    hostforwards.sync(None, ADDRESS, NETWORK, [])
+
+
+def fetch_through(internet, port: int) -> str:
+    """What answers http://<public address>:port/who from the Internet ("" if nothing)."""
+    return internet.run("curl", "-sS", "--max-time", "3",
+                        f"http://{internet.host_ip}:{port}/who").stdout.strip()
+
+
+def test_a_port_forward_reaches_an_instance_on_m3_and_drift_is_repaired(
+        app, cluster, forwarded, set_up, worker, members, internet, tmp_path):
+    from app import forwards
+    profile = on_member(app, cluster, "m3", tmp_path / "profiles", "three")
+    member = members()
+    _, progress = launch(member, name="fwd", profile=profile, image="busybox")
+    instance = member_instance(app.config["WARREN"], member, "fwd")
+    assert instance.location == "m3"
+    serve_name(instance, "fwd")
+    added = app.test_client().post(f"/api/v1/instances/{row_named(app, 'fwd')['id']}/forwards",
+                                   headers=api_token(app, member.username),
+                                   json={"protocol": "tcp", "instance_port": 8080})
+    assert added.status_code == 201, added.get_json()
+    port = added.get_json()["public_port"]
+    # From the Internet, and from this host itself, through this host's forward
+    # (LXD's would DNAT on one member, and m3 would answer around it).
+    wait_until(lambda: fetch_through(internet, port) == "fwd", timeout=30, message="the forward")
+    assert requests.get(f"http://{internet.host_ip}:{port}/who", timeout=5).text.strip() == "fwd"
+    client = lxd.backend(app.config["WARREN"]).client()
+    assert lxd.forward_addresses(client, NETWORK, forwards.DESCRIPTION) == []
+    # Drift: the table flushed behind Warren's back is put back by the sync.
+    subprocess.run(["nft", "delete", "table", "ip", hostforwards.TABLE], check=True)
+    assert fetch_through(internet, port) == ""
+    with app.app_context():
+        repaired = forwards.sync(get_db(), app.config["WARREN"])
+        assert forwards.sync(get_db(), app.config["WARREN"]) == []
+    assert repaired == [f"forward {port}/tcp -> {progress['ipv4']}:8080 set"]
+    assert fetch_through(internet, port) == "fwd"
 
 
 def test_a_killed_member_is_shown_unreachable_its_actions_queued_clearly_and_nothing_reconciled_away(

@@ -207,3 +207,18 @@ def test_tcp_and_udp_forwards_answer_from_the_internet_and_go_with_the_instance(
     assert forward_ports_in_lxd(app, internet.host_ip) == []
     assert answer(internet, tcp_port, "tcp") == ""
     assert answer(internet, tcp_port + 5, "udp") == ""
+
+
+def test_a_clusters_forwards_table_is_one_nft_transaction_nft_accepts():
+    """The table Warren's host writes on a cluster (app/hostforwards.py),
+    checked by nft itself (-c: parsed and validated, nothing changed); the
+    forwards themselves are tested on the cluster (tests/test_cluster.py)."""
+    from app import firewall, hostforwards
+    ports = [lxd.port_entry("tcp", 20001, "10.79.0.5", 22, "web.alice"),
+             lxd.port_entry("udp", 20002, "10.79.0.6", 7001)]
+    script = hostforwards.ruleset(PUBLIC, "10.79.0.1/24", "wcnet0", ports)
+    checked = firewall.nft(script, "-c")
+    assert checked.returncode == 0, checked.stderr
+    assert script.count("dnat to 10.79.0.5:22") == 2  # arriving, and from this host itself
+    assert 'ct status dnat ip daddr 10.79.0.0/24 oifname != "wcnet0" masquerade' in script
+    assert hostforwards.key(ports[1]) == "udp 20002 10.79.0.6 7001"
