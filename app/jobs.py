@@ -196,6 +196,15 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def died(claimed_by: str | None) -> bool:
+    """Whether the worker process named by a claim (host:pid) is gone: one
+    of this host that is no longer running (a claim by no one counts too)."""
+    if not claimed_by:
+        return True
+    host, _, pid = claimed_by.rpartition(":")
+    return host == socket.gethostname() and int(pid) != os.getpid() and not _alive(int(pid))
+
+
 def release_dead(db) -> int:
     """Put back jobs held by worker processes of this host that died, so
     they run again now instead of when their lease runs out."""
@@ -204,8 +213,7 @@ def release_dead(db) -> int:
     for job_id, claimed_by in db.execute(
             "SELECT id, claimed_by FROM jobs WHERE state = 'running' AND claimed_by LIKE ?",
             [f"{host}:%"]).fetchall():
-        pid = int(claimed_by.rsplit(":", 1)[1])
-        if pid != os.getpid() and not _alive(pid):
+        if died(claimed_by):
             released += db.execute("UPDATE jobs SET state = 'pending', claimed_until = NULL, "
                                    "claimed_by = NULL WHERE id = ? AND state = 'running'",
                                    [job_id]).rowcount

@@ -95,19 +95,42 @@ def advance(db, settings) -> list[str]:
                              "LIMIT 1").fetchone()
             if row is None:
                 return lines
-            db["maintenance"].update(row[0], {"state": "running"})
+            db["maintenance"].update(row[0], {"state": "running", "claimed_by": jobs.worker_id()})
         lines.append(_carry_out(db, settings, db["maintenance"].get(row[0])))
+
+
+def resume(db) -> int:
+    """At the worker's start: requests a worker was carrying out when it
+    died go back to waiting, so they are finished (LXD's own operation went
+    on without it); how many."""
+    with transaction(db):
+        interrupted = [row for row in db["maintenance"].rows_where("state = 'running'")
+                       if jobs.died(row["claimed_by"])]
+        for row in interrupted:
+            db["maintenance"].update(row["id"], {"state": "pending"})
+            audit.record(db, audit.WORKER, f"cluster.{row['action']}", row["member"], "resumed",
+                         detail="the worker carrying it out had stopped")
+    return len(interrupted)
+
+
+# A member's state once LXD's evacuation or restore of it is over.
+END_STATE = {"evacuate": "Evacuated", "restore": "Online"}
 
 
 def _carry_out(db, settings, row: dict) -> str:
     client = lxd.backend(settings).client()
     member, action = row["member"], row["action"]
-    before = lxd.locations(client)
+    # Where Warren last saw its instances (not LXD's view now: a request
+    # resumed after the worker died finds LXD's evacuation already done).
+    before = {(item["project"], item["lxd_name"]): item["location"]
+              for item in db["instances"].rows_where("location != ''")}
     try:
-        if action == "evacuate":
+        done_already = _member(settings, member).status == END_STATE[action]
+        if action == "evacuate" and not done_already:
             lxd.evacuate_member(client, member)
-        else:
-            lxd.restore_member(client, member)
+        elif action == "restore":
+            if not done_already:
+                lxd.restore_member(client, member)
             _bring_back(db, settings, member)
     except Exception as error:  # LXD's own message, for the admin
         with transaction(db):

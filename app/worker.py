@@ -117,6 +117,9 @@ class Worker:
             released = jobs.release_dead(get_db())
             if released:
                 log.info("released %d job(s) of a worker that died", released)
+            resumed = maintenance.resume(get_db())
+            if resumed:
+                log.info("resuming %d cluster maintenance request(s) of a worker that died", resumed)
         path = self.settings.worker_socket
         if os.path.exists(path):
             os.unlink(path)

@@ -285,6 +285,21 @@ def on_member(app, cluster, member, tmp_path_profiles, group):
     return f"on{member}"
 
 
+GROUPS = {"m1": "first", "m2": "two", "m3": "three"}  # a cluster group per member, for on_member
+
+
+@pytest.fixture
+def placed(app, cluster, members, tmp_path):
+    """launch on one member: place("m3", "web") is (its member's web client,
+    the instance's page, its progress), a busybox instance of a fresh member."""
+    def place(where: str, name: str):
+        profile = on_member(app, cluster, where, tmp_path / "profiles", GROUPS[where])
+        member = members()
+        location, progress = launch(member, name=name, profile=profile, image="busybox")
+        return member, location, progress
+    return place
+
+
 def row_named(app, name):
     with app.app_context():
         return next(get_db()["instances"].rows_where("name = ?", [name]))
@@ -367,6 +382,48 @@ def test_evacuating_a_member_moves_its_containers_keeping_names_and_restore_brin
     raw.instances.get(stuck).delete(wait=True)
 
 
+def test_an_evacuation_whose_worker_died_is_finished_by_the_next_worker(
+        app, cluster, set_up, worker, placed):
+    from app.worker import Worker
+    settings = app.config["WARREN"]
+    member, _, progress = placed("m2", "cut")
+    worker.stop()
+    requested = app.test_cli_runner().invoke(args=["cluster", "evacuate", "m2", "--yes"])
+    assert requested.exit_code == 0, requested.output
+    # The worker that took the request died while LXD evacuated m2: LXD's
+    # operation went on without it; the row still says "running".
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    with app.app_context():
+        db = get_db()
+        (row,) = db["maintenance"].rows_where("state = 'pending'")
+        db["maintenance"].update(row["id"], {"state": "running",
+                                             "claimed_by": f"{os.uname().nodename}:{gone.pid}"})
+    cluster.lxc("m1", "cluster", "evacuate", "m2", "--force")
+    again = Worker(app).start()
+    try:
+        (done,) = wait_until(lambda: [r for r in maintenance_rows(app) if r["id"] == row["id"]
+                                      and r["state"] in ("done", "failed")], timeout=60,
+                             message="the evacuation resumed")
+        assert done["state"] == "done", done
+        moved_to = member_instance(settings, member, "cut").location
+        assert moved_to in ("m1", "m3") and row_named(app, "cut")["location"] == moved_to
+        assert routes_to(progress["ipv4"]) == [cluster.members[moved_to].address]
+        assert f"Moved from m2 to {moved_to}" in member.get("/").get_data(as_text=True)
+        with app.app_context():
+            assert get_db()["audit"].count_where("action = 'cluster.evacuate' AND result = 'resumed'") == 1
+        restored = app.test_cli_runner().invoke(args=["cluster", "restore", "m2", "--wait"])
+        assert restored.exit_code == 0, restored.output
+        assert member_instance(settings, member, "cut").location == "m2"
+    finally:
+        again.stop()
+
+
+def maintenance_rows(app) -> list[dict]:
+    with app.app_context():
+        return list(get_db()["maintenance"].rows_where(order_by="id"))
+
+
 def test_only_an_online_member_is_evacuated_and_an_unknown_one_is_named(app, cluster, set_up):
     runner = app.test_cli_runner()
     again = runner.invoke(args=["cluster", "restore", "m1"])
@@ -406,13 +463,11 @@ def test_an_admin_moves_an_instance_and_it_keeps_everything(app, cluster, set_up
 
 
 def test_an_instance_on_m3_is_backed_up_and_restored_on_m3_with_its_data_and_address(
-        app, cluster, set_up, worker, members, tmp_path):
+        app, cluster, set_up, worker, placed):
     # LXD 5.0.2 imports a backup on the member that receives the upload (m1,
     # Warren's URL): the restore moves it back to m3, where its group holds.
     settings = app.config["WARREN"]
-    profile = on_member(app, cluster, "m3", tmp_path / "profiles", "three")
-    member = members()
-    _, progress = launch(member, name="kept", profile=profile, image="busybox")
+    member, _, progress = placed("m3", "kept")
     row, headers, api = row_named(app, "kept"), api_token(app, member.username), app.test_client()
     run_in(member_instance(settings, member, "kept"), "sh", "-c", "echo version-one > /root/data.txt")
     assert api.post(f"/api/v1/instances/{row['id']}/backups", headers=headers).status_code == 202
@@ -452,10 +507,8 @@ def proxied(app, internet, tmp_path):
 
 
 def test_a_website_on_m3_is_served_through_the_proxy_on_this_host(
-        app, cluster, proxied, set_up, worker, members, internet, tmp_path):
-    profile = on_member(app, cluster, "m3", tmp_path / "profiles", "three")
-    member = members()
-    location, progress = launch(member, name="site", profile=profile, image="busybox")
+        app, cluster, proxied, set_up, worker, placed, internet):
+    member, location, progress = placed("m3", "site")
     instance = member_instance(app.config["WARREN"], member, "site")
     assert instance.location == "m3"
     run_in(instance, "sh", "-c", "mkdir -p /www && echo 'served from m3' > /www/index.html && "
@@ -483,11 +536,9 @@ def fetch_through(internet, port: int) -> str:
 
 
 def test_a_port_forward_reaches_an_instance_on_m3_and_drift_is_repaired(
-        app, cluster, forwarded, set_up, worker, members, internet, tmp_path):
+        app, cluster, forwarded, set_up, worker, placed, internet):
     from app import forwards
-    profile = on_member(app, cluster, "m3", tmp_path / "profiles", "three")
-    member = members()
-    _, progress = launch(member, name="fwd", profile=profile, image="busybox")
+    member, _, progress = placed("m3", "fwd")
     instance = member_instance(app.config["WARREN"], member, "fwd")
     assert instance.location == "m3"
     serve_name(instance, "fwd")
@@ -513,12 +564,10 @@ def test_a_port_forward_reaches_an_instance_on_m3_and_drift_is_repaired(
 
 
 def test_a_killed_member_is_shown_unreachable_its_actions_queued_clearly_and_nothing_reconciled_away(
-        app, cluster, set_up, worker, members, admin, tmp_path):
+        app, cluster, set_up, worker, placed, admin):
     from app import reconcile
     settings = app.config["WARREN"]
-    profile = on_member(app, cluster, "m3", tmp_path / "profiles", "three")
-    member = members()
-    _, progress = launch(member, name="off1", profile=profile, image="busybox")
+    member, _, progress = placed("m3", "off1")
     row = row_named(app, "off1")
     cluster.kill_member("m3", wait_offline=True)
     try:

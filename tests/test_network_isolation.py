@@ -269,6 +269,7 @@ def test_an_instance_lxd_refuses_does_not_stop_the_others(app, settings, worker,
     monkeypatch.setattr(provisioning, "nic_device", plain_nic)
     first, _ = started(settings, members(), "first")
     second, _ = started(settings, members(), "second")
+    worker.stop()  # its own NIC pass would filter them meanwhile: the calls below are the only ones
     set_device = lxd.set_device
 
     def refusing(client, name, device, settings):
