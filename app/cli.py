@@ -8,7 +8,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from . import accounts, addresses, firewall, lxd, members, quotas, shares, store
-from .errors import WarrenError
+from .errors import ConfigError, WarrenError
 
 user_cli = AppGroup("user", help="Create accounts and reset passwords.")
 db_cli = AppGroup("db", help="The database schema.")
@@ -159,6 +159,10 @@ def setup_lxd():
         members = [member.name for member in backend.members()]  # [] on a single daemon
         if members:
             click.echo(f"LXD cluster: {', '.join(members)}")
+        if members and settings.network_ipv6_prefix:
+            raise ConfigError("IPv6 on an LXD cluster is not supported yet (Warren routes IPv4 only to "
+                              "the instances on other members); leave WARREN_NETWORK_IPV6_PREFIX "
+                              "empty. Nothing was changed.")
         tunnel = lxd.cluster_tunnel(settings.cluster_vxlan_group, settings.cluster_vxlan_id,
                                     settings.cluster_vxlan_interface) if members else None
         made = lxd.ensure_storage_pool(client, settings.lxd_storage_pool, settings.lxd_pool_size,

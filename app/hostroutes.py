@@ -36,10 +36,26 @@ def _ip(*args: str, check: bool = True) -> str:
     return result.stdout
 
 
-def member_addresses(settings) -> dict[str, str]:
-    """Each cluster member's address (from its cluster URL); {} on one server."""
-    return {member.name: urlsplit(member.url).hostname
-            for member in lxd.backend(settings).members() if member.url}
+def member_addresses(settings, cached: bool = False) -> dict[str, str]:
+    """Each cluster member's address (from its cluster URL); {} on one
+    server. cached: LXD's list of a few seconds ago will do (a member's
+    address does not change while it is a member)."""
+    backend = lxd.backend(settings)
+    members = (lxd.cached(("members", backend.endpoint), backend.members) if cached
+               else backend.members())
+    return {member.name: urlsplit(member.url).hostname for member in members if member.url}
+
+
+def route(settings, address: str, location: str) -> bool:
+    """Route one instance's address to its member (a new instance: the
+    other routes are as they were); False when none is needed (Warren's own
+    member, or one LXD does not list)."""
+    gateway = member_addresses(settings, cached=True).get(location)
+    if gateway is None or gateway in _own_addresses():
+        return False
+    with _routes:
+        _ip("route", "replace", f"{address}/32", "via", gateway, "proto", PROTOCOL)
+    return True
 
 
 def _own_addresses() -> set[str]:

@@ -153,8 +153,8 @@ def provision(db, instance: dict) -> None:
                                       target=profile.placement)
     if lxd.location(created) != instance.get("location", ""):
         db["instances"].update(instance["id"], {"location": lxd.location(created)})
-    if lxd.location(created):
-        hostroutes.sync(db, settings)  # this host reaches it on its member
+    if lxd.location(created) and instance["ipv4"]:
+        hostroutes.route(settings, instance["ipv4"], lxd.location(created))  # reached on its member
     checkpoint("created")
     if image.get("warren.cloud-init") != "true" and not takes_key_template(image):
         # Before the start: pushing while LXD starts the container races in
