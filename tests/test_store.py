@@ -124,6 +124,9 @@ LANDED = {
     "0018_api_tokens.sql": "45f86ec03eac1656",
     "0019_snapshots.sql": "b2fdb25f89139d33",
     "0020_backups.sql": "f8ac799020e8403b",
+    "0021_events.sql": "c5683e16f7476a71",
+    "0022_instance_location.sql": "af6dc0ee88cc88b5",
+    "0023_maintenance.sql": "59226a0dbe09027e",
 }
 
 
