@@ -16,12 +16,14 @@ The masquerade sends the instance's answer back to this host whatever
 member it runs on: a forwarded connection to an instance on another member
 comes from this host's address (the instance does not see the client's);
 one to an instance on this host's own member, through its bridge, keeps
-the client's address. Each DNAT rule carries its port as a comment, so the
-table is read back and rewritten (in one nft transaction) only when it
-differs from what should be; the forwards pass repairs drift.
+the client's address. Each DNAT rule carries its port as a comment (and the
+masquerade rule the public address), so the table is read back and
+rewritten (in one nft transaction) only when it differs from what should
+be; the forwards pass repairs drift.
 """
 import ipaddress
 import json
+from collections import Counter
 
 from . import firewall
 from .errors import BackendError
@@ -48,19 +50,31 @@ def ruleset(public: str, network_address: str, bridge: str, ports: list[dict]) -
              *(f"    {rule}" for rule in dnat), "  }",
              "  chain postrouting {", "    type nat hook postrouting priority srcnat; policy accept;",
              f"    ct status dnat ip daddr {network} oifname != \"{bridge}\" masquerade "
-             f"comment \"{MASQUERADE} {network} {bridge}\"", "  }", "}"]
+             f"comment \"{_masquerade_tag(public, network, bridge)}\"", "  }", "}"]
     return "\n".join(lines) + "\n"
 
 
-def present() -> set[str] | None:
+def _masquerade_tag(public: str, network, bridge: str) -> str:
+    """The masquerade rule's comment: it also names the public address, so
+    the comments alone tell whether the table is the one wanted."""
+    return f"{MASQUERADE} {network} {bridge} for {public}"
+
+
+def _wanted(public: str, network_address: str, bridge: str, ports: list[dict]) -> list[str]:
+    """The comments ruleset() writes: each port's in prerouting and in output."""
+    network = ipaddress.IPv4Interface(network_address).network
+    return [key(port) for port in ports] * 2 + [_masquerade_tag(public, network, bridge)]
+
+
+def present() -> list[str] | None:
     """The comments of the table's rules (None when there is no table)."""
     result = firewall.nft("", "-j", "list", "table", "ip", TABLE)
     if result.returncode != 0:
         if "No such file or directory" in result.stderr:
             return None
         raise BackendError(f"nft could not list table ip {TABLE}: {result.stderr.strip()}")
-    return {item["rule"].get("comment", "") for item in json.loads(result.stdout)["nftables"]
-            if "rule" in item}
+    return [item["rule"].get("comment", "") for item in json.loads(result.stdout)["nftables"]
+            if "rule" in item]
 
 
 def sync(public: str | None, network_address: str, bridge: str, ports: list[dict]) -> list[str]:
@@ -72,14 +86,13 @@ def sync(public: str | None, network_address: str, bridge: str, ports: list[dict
             if have is None:
                 return []
             _run(f"delete table ip {TABLE}\n")
-            return _lines(have, "removed")
-        network = ipaddress.IPv4Interface(network_address).network
-        want = {key(port) for port in ports} | {f"{MASQUERADE} {network} {bridge}"}
-        if have == want and _listening(public, ports):
+            return _lines(set(have), "removed")
+        want = _wanted(public, network_address, bridge, ports)
+        if have is not None and sorted(have) == sorted(want):
             return []
         _run(ruleset(public, network_address, bridge, ports))
-        have = have or set()
-        return _lines(want - have, "set") + _lines(have - want, "removed")
+        had, wanted = Counter(have or ()), Counter(want)
+        return _lines(set(wanted - had), "set") + _lines(set(had - wanted), "removed")
 
 
 def _lines(rules: set[str], verb: str) -> list[str]:
@@ -87,13 +100,6 @@ def _lines(rules: set[str], verb: str) -> list[str]:
     ports = sorted(rule.split() for rule in rules if rule and not rule.startswith(MASQUERADE))
     return [f"forward {port}/{protocol} -> {target}:{target_port} {verb}"
             for protocol, port, target, target_port in ports]
-
-
-def _listening(public: str, ports: list[dict]) -> bool:
-    """Whether the rules with these comments also name this public address
-    (the comment leaves it out: a changed address rewrites the table)."""
-    result = firewall.nft("", "list", "chain", "ip", TABLE, "prerouting")
-    return result.returncode == 0 and result.stdout.count(f"ip daddr {public} ") == len(ports)
 
 
 def _run(script: str) -> None:

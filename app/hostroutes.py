@@ -40,10 +40,8 @@ def member_addresses(settings, cached: bool = False) -> dict[str, str]:
     """Each cluster member's address (from its cluster URL); {} on one
     server. cached: LXD's list of a few seconds ago will do (a member's
     address does not change while it is a member)."""
-    backend = lxd.backend(settings)
-    members = (lxd.cached(("members", backend.endpoint), backend.members) if cached
-               else backend.members())
-    return {member.name: urlsplit(member.url).hostname for member in members if member.url}
+    return {member.name: urlsplit(member.url).hostname
+            for member in lxd.backend(settings).members_now(cached) if member.url}
 
 
 def route(settings, address: str, location: str) -> bool:
@@ -54,8 +52,12 @@ def route(settings, address: str, location: str) -> bool:
     if gateway is None or gateway in _own_addresses():
         return False
     with _routes:
-        _ip("route", "replace", f"{address}/32", "via", gateway, "proto", PROTOCOL)
+        _replace(address, gateway)
     return True
+
+
+def _replace(address: str, gateway: str) -> None:
+    _ip("route", "replace", f"{address}/32", "via", gateway, "proto", PROTOCOL)
 
 
 def _own_addresses() -> set[str]:
@@ -91,7 +93,7 @@ def sync(db, settings) -> list[str]:
         done = []
         for address, gateway in want.items():
             if have.get(address) != gateway:
-                _ip("route", "replace", f"{address}/32", "via", gateway, "proto", PROTOCOL)
+                _replace(address, gateway)
                 done.append(f"routed {address} via {gateway}")
         for address in have.keys() - want.keys():
             _ip("route", "del", f"{address}/32", "proto", PROTOCOL, check=False)

@@ -6,6 +6,14 @@ from . import lxd
 from .errors import BackendError
 
 
+def member_state(settings, name: str, cached: bool = False) -> str | None:
+    """A cluster member's state as LXD lists it (Online, Evacuated,
+    Offline, ...); None for a member LXD does not list. cached: LXD's list
+    of a few seconds ago will do."""
+    return next((member.status for member in lxd.backend(settings).members_now(cached)
+                 if member.name == name), None)
+
+
 def offline_reason(settings, instance: dict) -> str | None:
     """Why an action on this instance cannot run now: the cluster member it
     runs on is offline (LXD would wait for it, holding a worker thread).
@@ -13,13 +21,11 @@ def offline_reason(settings, instance: dict) -> str | None:
     asked (the action then fails or succeeds on its own)."""
     if not instance.get("location"):
         return None
-    backend = lxd.backend(settings)
     try:
-        states = {member.name: member.status for member in
-                  lxd.cached(("members", backend.endpoint), backend.members)}
+        state = member_state(settings, instance["location"], cached=True)
     except BackendError:
         return None
-    if states.get(instance["location"]) == "Offline":
+    if state == "Offline":
         return f"{instance['location']}, the cluster member {instance['name']} runs on, is offline"
     return None
 

@@ -16,7 +16,7 @@ import logging
 from pathlib import Path
 
 from . import (accounts, addresses, audit, backup_files, backups, dns, hostroutes, instances, isolation,
-               jobs, lxd, projects, quotas, sites)
+               jobs, lxd, offline, projects, quotas, sites)
 from .backup_files import CorruptBackup
 from .config import current_settings
 from .errors import Conflict, NotFound, ValidationError
@@ -203,8 +203,7 @@ def _back_in_place(settings, client, instance: dict) -> str:
     was = instance.get("location") or ""
     if not landed or not was or landed == was:
         return landed
-    states = {member.name: member.status for member in lxd.backend(settings).members()}
-    if states.get(was) != "Online":
+    if offline.member_state(settings, was) != "Online":
         return landed
     lxd.move_instance(client, instance["lxd_name"], was)
     return was

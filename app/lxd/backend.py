@@ -23,7 +23,7 @@ from pylxd.client import get_session_for_url
 from urllib3.util.retry import Retry
 
 from ..errors import BackendUnavailable, ConfigError
-from .client import translated
+from .client import cached, translated
 
 # A kept-alive connection the daemon closes just as a request goes out ends
 # in "Remote end closed connection without response": try once more, on a
@@ -122,6 +122,12 @@ class Backend:
                        architecture=item.get("architecture", ""),
                        failure_domain=item.get("failure_domain", ""))
                 for item in listing]
+
+    def members_now(self, cached_ok: bool = False) -> list[Member]:
+        """members(), or with cached_ok LXD's list of a few seconds ago
+        (IMAGE_CACHE_SECONDS): enough for a member's address, or for
+        whether it is offline before a job is tried."""
+        return cached(("members", self.endpoint), self.members) if cached_ok else self.members()
 
     def groups(self) -> dict[str, list[str]]:
         """The cluster's groups and their members ({} on a single daemon)."""
